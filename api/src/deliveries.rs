@@ -1,0 +1,239 @@
+//! Deliveries and their attempts: the log a customer reads, and the live stream of
+//! delivery state changes.
+
+use crate::{
+    auth::{auth, state},
+    error::{GqlError, GqlResult},
+    integrations::{self, Header, Integration},
+    leads::{self, Lead},
+    pagination::{Page, paginate},
+    tenancy::{find_for_tenant, get_for_tenant, parse_id, scoped},
+};
+use async_graphql::{ComplexObject, Context, ID, InputObject, Object, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt, stream};
+use leadrelay_entity::{AttemptErrorKind, DeliveryStatus, Endpoint, delivery, delivery_attempt, integration, list};
+use leadrelay_worker::DeliveryEvent as BusEvent;
+use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+use tokio::sync::broadcast::error::RecvError;
+
+/// One lead going to one integration.
+#[derive(SimpleObject, Clone)]
+#[graphql(complex)]
+pub struct Delivery {
+    pub id: ID,
+    pub status: DeliveryStatus,
+    pub attempt_count: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_status_code: Option<i32>,
+    pub is_test: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub tenant_id: String,
+    #[graphql(skip)]
+    pub lead_id: String,
+    #[graphql(skip)]
+    pub integration_id: String,
+}
+
+impl From<delivery::Model> for Delivery {
+    fn from(m: delivery::Model) -> Self {
+        Self {
+            id: m.id.into(),
+            status: m.status,
+            attempt_count: m.attempt_count,
+            next_attempt_at: m.next_attempt_at,
+            last_status_code: m.last_status_code,
+            is_test: m.is_test,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            tenant_id: m.tenant_id,
+            lead_id: m.lead_id,
+            integration_id: m.integration_id,
+        }
+    }
+}
+
+/// One HTTP attempt of a delivery.
+#[derive(SimpleObject, Clone)]
+pub struct Attempt {
+    pub number: i32,
+    pub endpoint: Endpoint,
+    pub url: String,
+    pub status_code: Option<i32>,
+    /// The first 4 KiB of the receiver's answer.
+    pub response_body: Option<String>,
+    pub duration_ms: i32,
+    pub error_kind: Option<AttemptErrorKind>,
+    pub error: Option<String>,
+    /// What was sent, with secret values redacted.
+    pub request_headers: Vec<Header>,
+    pub started_at: DateTime<Utc>,
+}
+
+impl From<delivery_attempt::Model> for Attempt {
+    fn from(m: delivery_attempt::Model) -> Self {
+        let request_headers = m
+            .request_headers
+            .as_array()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|h| Header {
+                        name: h["name"].as_str().unwrap_or_default().to_owned(),
+                        value_preview: h["value"].as_str().unwrap_or_default().to_owned(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            number: m.number,
+            endpoint: m.endpoint,
+            url: m.url,
+            status_code: m.status_code,
+            response_body: m.response_body,
+            duration_ms: m.duration_ms,
+            error_kind: m.error_kind,
+            error: m.error,
+            request_headers,
+            started_at: m.started_at,
+        }
+    }
+}
+
+#[ComplexObject]
+impl Delivery {
+    /// The lead delivered.
+    async fn lead(&self, ctx: &Context<'_>) -> GqlResult<Lead> {
+        Ok(leads::load(ctx, &self.tenant_id, &self.lead_id).await?)
+    }
+
+    /// The integration it goes to.
+    async fn integration(&self, ctx: &Context<'_>) -> GqlResult<Integration> {
+        Ok(integrations::load(ctx, &self.tenant_id, &self.integration_id).await?)
+    }
+
+    /// Every attempt, in order.
+    async fn attempts(&self, ctx: &Context<'_>) -> GqlResult<Vec<Attempt>> {
+        let rows = scoped::<delivery_attempt::Entity>(&self.tenant_id)
+            .filter(delivery_attempt::Column::DeliveryId.eq(self.id.as_str()))
+            .order_by_asc(delivery_attempt::Column::Number)
+            .all(&state(ctx).db)
+            .await?;
+        Ok(rows.into_iter().map(Attempt::from).collect())
+    }
+}
+
+/// Which deliveries to list.
+#[derive(InputObject, Default)]
+pub struct DeliveryFilter {
+    pub list_id: Option<ID>,
+    pub integration_id: Option<ID>,
+    pub status: Option<Vec<DeliveryStatus>>,
+    pub is_test: Option<bool>,
+    /// Created at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Created before.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// `delivery` and `deliveries`.
+#[derive(Default)]
+pub struct DeliveryQuery;
+
+#[Object]
+impl DeliveryQuery {
+    /// One delivery, or null when it does not exist for this tenant.
+    async fn delivery(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<Delivery>> {
+        let (auth, app) = (auth(ctx)?, state(ctx));
+        Ok(find_for_tenant::<delivery::Entity>(&app.db, &auth.tenant_id, &id).await?.map(Delivery::from))
+    }
+
+    /// The tenant's deliveries, newest first.
+    async fn deliveries(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<DeliveryFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Page<Delivery>> {
+        let (auth, app) = (auth(ctx)?, state(ctx));
+        let f = filter.unwrap_or_default();
+        let mut select = scoped::<delivery::Entity>(&auth.tenant_id);
+        if let Some(id) = &f.list_id {
+            select = select.filter(delivery::Column::ListId.eq(parse_id::<list::Entity>(id)?));
+        }
+        if let Some(id) = &f.integration_id {
+            select = select.filter(delivery::Column::IntegrationId.eq(parse_id::<integration::Entity>(id)?));
+        }
+        if let Some(statuses) = f.status {
+            select = select.filter(delivery::Column::Status.is_in(statuses));
+        }
+        if let Some(is_test) = f.is_test {
+            select = select.filter(delivery::Column::IsTest.eq(is_test));
+        }
+        if let Some(from) = f.from {
+            select = select.filter(delivery::Column::CreatedAt.gte(from));
+        }
+        if let Some(to) = f.to {
+            select = select.filter(delivery::Column::CreatedAt.lt(to));
+        }
+        Ok(paginate(&app.db, select, first, after, Delivery::from).await?)
+    }
+}
+
+/// A delivery state change, as subscribers see it.
+#[derive(SimpleObject)]
+pub struct DeliveryEvent {
+    pub delivery: Delivery,
+    pub status: DeliveryStatus,
+    /// The delivery's attempt count when the change happened.
+    pub attempt: i32,
+}
+
+/// `deliveryUpdates`.
+#[derive(Default)]
+pub struct DeliverySubscription;
+
+#[Subscription]
+impl DeliverySubscription {
+    /// Live delivery state changes of the tenant, optionally of one list or integration.
+    async fn delivery_updates(
+        &self,
+        ctx: &Context<'_>,
+        list_id: Option<ID>,
+        integration_id: Option<ID>,
+    ) -> async_graphql::Result<impl Stream<Item = DeliveryEvent> + use<>> {
+        let (auth, app) = (auth(ctx).map_err(GqlError::from)?, state(ctx).clone());
+        let tenant_id = auth.tenant_id.clone();
+        if let Some(id) = &list_id {
+            get_for_tenant::<list::Entity>(&app.db, &tenant_id, id).await.map_err(GqlError::from)?;
+        }
+        if let Some(id) = &integration_id {
+            get_for_tenant::<integration::Entity>(&app.db, &tenant_id, id).await.map_err(GqlError::from)?;
+        }
+        let wanted = move |e: &BusEvent| {
+            e.tenant_id == tenant_id
+                && list_id.as_ref().is_none_or(|id| id.as_str() == e.list_id)
+                && integration_id.as_ref().is_none_or(|id| id.as_str() == e.integration_id)
+        };
+        let receiver = app.events.subscribe();
+        let events = stream::unfold(receiver, |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(event) => return Some((event, rx)),
+                    Err(RecvError::Lagged(missed)) => tracing::warn!(missed, "a subscriber fell behind"),
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        });
+        Ok(events.filter(move |e| std::future::ready(wanted(e))).filter_map(move |e| {
+            let db = app.db.clone();
+            async move {
+                let row = get_for_tenant::<delivery::Entity>(&db, &e.tenant_id, &e.delivery_id).await.ok()?;
+                Some(DeliveryEvent { delivery: row.into(), status: e.status, attempt: e.attempt })
+            }
+        }))
+    }
+}

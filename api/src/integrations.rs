@@ -1,0 +1,341 @@
+//! Integrations: where a list's qualified leads go. Header values are secrets: written
+//! through the API, never read back (only a preview).
+
+use crate::{
+    auth::{auth, state},
+    error::{ApiError, ApiResult, GqlResult},
+    lists::{self, List},
+    tenancy::{find_for_tenant, get_for_tenant, scoped},
+};
+use async_graphql::{ComplexObject, Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use axum::http::{HeaderName, HeaderValue};
+use chrono::{DateTime, Utc};
+use leadrelay_entity::{IntegrationKind, integration, integration_header, list};
+use leadrelay_worker::{ids::new_id, secrets, targets::TargetPolicy};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, TransactionTrait,
+};
+
+/// A header as the API shows it: its name and a preview of its value.
+#[derive(SimpleObject, Clone)]
+pub struct Header {
+    pub name: String,
+    pub value_preview: String,
+}
+
+/// An integration as the API shows it.
+#[derive(SimpleObject, Clone)]
+#[graphql(complex)]
+pub struct Integration {
+    pub id: ID,
+    pub name: String,
+    pub kind: IntegrationKind,
+    pub url: String,
+    pub fallback_url: Option<String>,
+    pub active: bool,
+    pub timeout_ms: i32,
+    pub max_in_flight: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[graphql(skip)]
+    pub tenant_id: String,
+    #[graphql(skip)]
+    pub list_id: String,
+}
+
+impl From<integration::Model> for Integration {
+    fn from(m: integration::Model) -> Self {
+        Self {
+            id: m.id.into(),
+            name: m.name,
+            kind: m.kind,
+            url: m.url,
+            fallback_url: m.fallback_url,
+            active: m.active,
+            timeout_ms: m.timeout_ms,
+            max_in_flight: m.max_in_flight,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+            tenant_id: m.tenant_id,
+            list_id: m.list_id,
+        }
+    }
+}
+
+#[ComplexObject]
+impl Integration {
+    /// Custom headers sent with every request; values are write-only.
+    async fn headers(&self, ctx: &Context<'_>) -> GqlResult<Vec<Header>> {
+        let rows = scoped::<integration_header::Entity>(&self.tenant_id)
+            .filter(integration_header::Column::IntegrationId.eq(self.id.as_str()))
+            .order_by_asc(integration_header::Column::Position)
+            .all(&state(ctx).db)
+            .await?;
+        Ok(rows.into_iter().map(|h| Header { value_preview: secrets::preview(&h.value), name: h.name }).collect())
+    }
+
+    /// The list whose leads this integration receives.
+    async fn list(&self, ctx: &Context<'_>) -> GqlResult<List> {
+        Ok(lists::load(ctx, &self.tenant_id, &self.list_id).await?)
+    }
+}
+
+/// A header to send; `value` is stored and never shown again.
+#[derive(InputObject)]
+pub struct HeaderInput {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(InputObject)]
+pub struct CreateIntegrationInput {
+    pub list_id: ID,
+    pub name: String,
+    #[graphql(default_with = "IntegrationKind::Webhook")]
+    pub kind: IntegrationKind,
+    pub url: String,
+    pub fallback_url: Option<String>,
+    #[graphql(default = true)]
+    pub active: bool,
+    /// Per-request timeout, 100 to 30,000 ms.
+    #[graphql(default = 10000)]
+    pub timeout_ms: i32,
+    /// Deliveries of this integration in flight at once across all workers.
+    #[graphql(default = 8)]
+    pub max_in_flight: i32,
+    #[graphql(default)]
+    pub headers: Vec<HeaderInput>,
+}
+
+/// Fields given are changed; `headers` given replaces them all; `fallbackUrl: null` removes it.
+#[derive(InputObject)]
+pub struct UpdateIntegrationInput {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub fallback_url: MaybeUndefined<String>,
+    pub active: Option<bool>,
+    pub timeout_ms: Option<i32>,
+    pub max_in_flight: Option<i32>,
+    pub headers: Option<Vec<HeaderInput>>,
+}
+
+const MAX_HEADERS: usize = 50;
+/// Headers the HTTP layer owns; a customer value would break or smuggle requests.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "content-type",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+fn valid_url(field: &str, raw: &str, policy: TargetPolicy) -> ApiResult<String> {
+    policy.check_url(raw).map(|u| u.to_string()).map_err(|e| ApiError::BadInput(format!("{field}: {e}")))
+}
+
+fn valid_name(raw: &str) -> ApiResult<String> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::BadInput("name: must be 1 to 200 characters".into()));
+    }
+    Ok(name.to_owned())
+}
+
+fn valid_timeout(ms: i32) -> ApiResult<i32> {
+    if (100..=30_000).contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(ApiError::BadInput("timeoutMs: must be between 100 and 30000".into()))
+    }
+}
+
+fn valid_max_in_flight(n: i32) -> ApiResult<i32> {
+    if (1..=1000).contains(&n) {
+        Ok(n)
+    } else {
+        Err(ApiError::BadInput("maxInFlight: must be between 1 and 1000".into()))
+    }
+}
+
+fn valid_headers(headers: &[HeaderInput]) -> ApiResult<Vec<(String, String)>> {
+    if headers.len() > MAX_HEADERS {
+        return Err(ApiError::BadInput(format!("headers: at most {MAX_HEADERS}")));
+    }
+    let mut seen = std::collections::HashSet::new();
+    headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let name = HeaderName::from_bytes(h.name.trim().as_bytes())
+                .map_err(|_| ApiError::BadInput(format!("headers[{i}].name: {:?} is not a valid header name", h.name)))?;
+            if RESERVED_HEADERS.contains(&name.as_str()) {
+                return Err(ApiError::BadInput(format!("headers[{i}].name: {name} is set by LeadRelay and cannot be overridden")));
+            }
+            if !seen.insert(name.clone()) {
+                return Err(ApiError::BadInput(format!("headers[{i}].name: {name} is given twice")));
+            }
+            HeaderValue::from_str(&h.value)
+                .map_err(|_| ApiError::BadInput(format!("headers[{i}].value: must be visible ASCII text")))?;
+            Ok((name.to_string(), h.value.clone()))
+        })
+        .collect()
+}
+
+async fn replace_headers(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    integration_id: &str,
+    headers: Vec<(String, String)>,
+) -> ApiResult<()> {
+    integration_header::Entity::delete_many()
+        .filter(integration_header::Column::TenantId.eq(tenant_id))
+        .filter(integration_header::Column::IntegrationId.eq(integration_id))
+        .exec(db)
+        .await?;
+    if headers.is_empty() {
+        return Ok(());
+    }
+    let rows = headers.into_iter().enumerate().map(|(i, (name, value))| integration_header::ActiveModel {
+        id: Set(new_id("hdr")),
+        tenant_id: Set(tenant_id.to_owned()),
+        integration_id: Set(integration_id.to_owned()),
+        position: Set(i32::try_from(i).unwrap_or(i32::MAX)),
+        name: Set(name),
+        value: Set(value),
+    });
+    integration_header::Entity::insert_many(rows).exec_without_returning(db).await?;
+    Ok(())
+}
+
+/// `integration`.
+#[derive(Default)]
+pub struct IntegrationQuery;
+
+#[Object]
+impl IntegrationQuery {
+    /// One integration, or null when it does not exist for this tenant.
+    async fn integration(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<Integration>> {
+        let (auth, app) = (auth(ctx)?, state(ctx));
+        Ok(find_for_tenant::<integration::Entity>(&app.db, &auth.tenant_id, &id).await?.map(Integration::from))
+    }
+}
+
+/// `createIntegration` and `updateIntegration`.
+#[derive(Default)]
+pub struct IntegrationMutation;
+
+#[Object]
+impl IntegrationMutation {
+    /// Adds an integration to a list.
+    async fn create_integration(&self, ctx: &Context<'_>, input: CreateIntegrationInput) -> GqlResult<Integration> {
+        let (auth, app) = (auth(ctx)?, state(ctx));
+        let list = get_for_tenant::<list::Entity>(&app.db, &auth.tenant_id, &input.list_id).await?;
+        let headers = valid_headers(&input.headers)?;
+        let now = Utc::now();
+        let model = integration::ActiveModel {
+            id: Set(new_id("int")),
+            tenant_id: Set(auth.tenant_id.clone()),
+            list_id: Set(list.id),
+            name: Set(valid_name(&input.name)?),
+            kind: Set(input.kind),
+            url: Set(valid_url("url", &input.url, app.targets)?),
+            fallback_url: Set(input.fallback_url.as_deref().map(|u| valid_url("fallbackUrl", u, app.targets)).transpose()?),
+            active: Set(input.active),
+            timeout_ms: Set(valid_timeout(input.timeout_ms)?),
+            max_in_flight: Set(valid_max_in_flight(input.max_in_flight)?),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        let txn = app.db.begin().await?;
+        let model = model.insert(&txn).await?;
+        replace_headers(&txn, &auth.tenant_id, &model.id, headers).await?;
+        txn.commit().await?;
+        Ok(model.into())
+    }
+
+    /// Changes an integration; the next delivery uses the new settings.
+    async fn update_integration(&self, ctx: &Context<'_>, id: ID, input: UpdateIntegrationInput) -> GqlResult<Integration> {
+        let (auth, app) = (auth(ctx)?, state(ctx));
+        let current = get_for_tenant::<integration::Entity>(&app.db, &auth.tenant_id, &id).await?;
+        let mut model = current.into_active_model();
+        if let Some(name) = &input.name {
+            model.name = Set(valid_name(name)?);
+        }
+        if let Some(url) = &input.url {
+            model.url = Set(valid_url("url", url, app.targets)?);
+        }
+        match &input.fallback_url {
+            MaybeUndefined::Value(url) => model.fallback_url = Set(Some(valid_url("fallbackUrl", url, app.targets)?)),
+            MaybeUndefined::Null => model.fallback_url = Set(None),
+            MaybeUndefined::Undefined => {}
+        }
+        if let Some(active) = input.active {
+            model.active = Set(active);
+        }
+        if let Some(ms) = input.timeout_ms {
+            model.timeout_ms = Set(valid_timeout(ms)?);
+        }
+        if let Some(n) = input.max_in_flight {
+            model.max_in_flight = Set(valid_max_in_flight(n)?);
+        }
+        let headers = input.headers.as_deref().map(valid_headers).transpose()?;
+        model.updated_at = Set(Utc::now());
+        let txn = app.db.begin().await?;
+        let model = model.update(&txn).await?;
+        if let Some(headers) = headers {
+            replace_headers(&txn, &auth.tenant_id, &model.id, headers).await?;
+        }
+        txn.commit().await?;
+        Ok(model.into())
+    }
+}
+
+/// Loads an integration of the caller's tenant (for other modules' resolvers).
+pub async fn load(ctx: &Context<'_>, tenant_id: &str, id: &str) -> ApiResult<Integration> {
+    Ok(get_for_tenant::<integration::Entity>(&state(ctx).db, tenant_id, id).await?.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(name: &str, value: &str) -> HeaderInput {
+        HeaderInput { name: name.into(), value: value.into() }
+    }
+
+    #[test]
+    fn custom_headers_are_accepted() {
+        let ok = valid_headers(&[header("Authorization", "Bearer x"), header("X-API-Key", "k")]).unwrap();
+        assert_eq!(ok[0].0, "authorization");
+    }
+
+    #[test]
+    fn reserved_headers_are_refused_by_name() {
+        for name in ["Host", "Content-Length", "Transfer-Encoding", "Connection"] {
+            let err = valid_headers(&[header(name, "x")]).unwrap_err().to_string();
+            assert!(err.contains("headers[0].name"), "{err}");
+        }
+    }
+
+    #[test]
+    fn bad_header_names_and_values_are_refused() {
+        assert!(valid_headers(&[header("Bad Name", "x")]).is_err());
+        assert!(valid_headers(&[header("X-A", "line\nbreak")]).is_err());
+        assert!(valid_headers(&[header("X-A", "1"), header("x-a", "2")]).is_err());
+    }
+
+    #[test]
+    fn timeouts_are_bounded() {
+        assert!(valid_timeout(10_000).is_ok());
+        assert!(valid_timeout(0).is_err());
+        assert!(valid_timeout(60_000).is_err());
+    }
+}

@@ -1,0 +1,146 @@
+//! The LeadRelay api: inbound intake, the GraphQL control plane and the dashboard, and in
+//! embedded mode the delivery worker too.
+
+pub mod auth;
+pub mod config;
+pub mod deliveries;
+pub mod error;
+pub mod graphql;
+pub mod health;
+pub mod intake;
+pub mod integrations;
+pub mod leads;
+pub mod lists;
+pub mod pagination;
+pub mod state;
+pub mod tenancy;
+
+pub use config::{Command, Config};
+
+use anyhow::Context as _;
+use axum::{
+    Extension, Router,
+    extract::DefaultBodyLimit,
+    response::Html,
+    routing::{get, post},
+};
+use leadrelay_migration::{Migrator, MigratorTrait};
+use leadrelay_worker::{Engine, EventBus, Queue, db, queue, targets::TargetPolicy};
+use std::{future::Future, path::Path, sync::Arc};
+use tokio::net::TcpListener;
+
+/// The dashboard placeholder until the dashboard issue lands.
+const DASHBOARD: &str = include_str!("../../web/index.html");
+
+/// Applies pending migrations.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let db = open_database(config).await?;
+    Migrator::up(&db, None).await.context("applying migrations")?;
+    Ok(())
+}
+
+async fn open_database(config: &Config) -> anyhow::Result<sea_orm::DatabaseConnection> {
+    if config.database_url.is_none() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("LEADRELAY_DATA_DIR: cannot create {}", config.data_dir.display()))?;
+    }
+    db::connect(&config.effective_database_url(), config.db_pool)
+        .await
+        .context("LEADRELAY_DATABASE_URL: cannot connect")
+}
+
+/// The JWT secret: configured, or generated once into the data dir (embedded mode).
+fn jwt_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
+    if let Some(secret) = &config.jwt_secret {
+        return Ok(secret.as_bytes().to_vec());
+    }
+    let path = config.data_dir.join("jwt_secret");
+    read_or_create_secret(&path)
+}
+
+fn read_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let existing = existing.trim();
+        if existing.len() >= 32 {
+            return Ok(existing.as_bytes().to_vec());
+        }
+    }
+    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    std::fs::write(path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(secret.into_bytes())
+}
+
+/// Serves LeadRelay on `listener` until `shutdown` resolves: migrates the database,
+/// connects the queue and event bus, starts the embedded worker when configured.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    config.validate()?;
+    let db = open_database(&config).await?;
+    Migrator::up(&db, None).await.context("applying migrations")?;
+    let jwt = Arc::new(auth::Jwt::new(&jwt_secret(&config)?));
+    let settings = config.delivery.clone();
+    let runs_worker = config.runs_worker();
+
+    let (queue, events, redis) = match &config.redis_url {
+        Some(url) => {
+            let client = redis::Client::open(url.as_str()).context("LEADRELAY_REDIS_URL")?;
+            let conn = client.get_connection_manager().await.context("LEADRELAY_REDIS_URL: cannot connect")?;
+            let events = EventBus::redis(conn.clone(), &settings.redis_prefix);
+            tokio::spawn(events.clone().relay_from_redis(client));
+            let queue = Queue::redis(conn.clone(), &settings.redis_prefix, settings.worker_concurrency);
+            if runs_worker {
+                let engine = Arc::new(Engine::new(db.clone(), events.clone(), settings.clone())?);
+                let (conn, prefix, concurrency) = (conn.clone(), settings.redis_prefix.clone(), settings.worker_concurrency);
+                tokio::spawn(async move {
+                    if let Err(e) = queue::run_redis(engine, conn, prefix, concurrency, std::future::pending()).await {
+                        tracing::error!(error = %e, "embedded worker stopped");
+                    }
+                });
+            }
+            (queue, events, Some(conn))
+        }
+        None => {
+            let events = EventBus::local();
+            let (queue, jobs) = Queue::local();
+            let engine = Arc::new(Engine::new(db.clone(), events.clone(), settings.clone())?);
+            tokio::spawn(queue::run_local(engine, jobs, settings.worker_concurrency));
+            (queue, events, None)
+        }
+    };
+
+    let app = state::AppState {
+        db,
+        queue,
+        events,
+        redis,
+        jwt,
+        targets: TargetPolicy { allow_insecure: settings.allow_insecure_targets },
+        public_url: config.effective_public_url(),
+    };
+    let schema = graphql::schema(app.clone());
+    let router = Router::new()
+        .route("/", get(|| async { Html(DASHBOARD) }))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/graphql", post(graphql::graphql).get(graphql::graphiql))
+        .route("/graphql/ws", get(graphql::graphql_ws))
+        .route(
+            "/inbound/{token}",
+            post(intake::inbound).layer(DefaultBodyLimit::max(intake::BODY_LIMIT)),
+        )
+        .layer(Extension(schema))
+        .with_state(app);
+    tracing::info!(addr = %listener.local_addr()?, "LeadRelay api listening");
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,20 @@
+//! The one shared state, cloned into handlers and the GraphQL context.
+
+use crate::auth::Jwt;
+use leadrelay_worker::{EventBus, Queue, targets::TargetPolicy};
+use redis::aio::ConnectionManager;
+use sea_orm::DatabaseConnection;
+use std::sync::Arc;
+
+/// Pool, queue, event bus and the settings handlers need.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: DatabaseConnection,
+    pub queue: Queue,
+    pub events: EventBus,
+    pub redis: Option<ConnectionManager>,
+    pub jwt: Arc<Jwt>,
+    pub targets: TargetPolicy,
+    /// Base of `inboundUrl`, without a trailing slash.
+    pub public_url: String,
+}

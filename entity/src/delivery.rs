@@ -1,0 +1,28 @@
+//! One lead going to one integration: the ledger row the worker claims.
+
+use crate::DeliveryStatus;
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "deliveries")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub tenant_id: String,
+    pub lead_id: String,
+    pub list_id: String,
+    pub integration_id: String,
+    pub status: DeliveryStatus,
+    pub attempt_count: i32,
+    pub next_attempt_at: Option<DateTimeUtc>,
+    pub lease_until: Option<DateTimeUtc>,
+    pub last_status_code: Option<i32>,
+    pub is_test: bool,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,31 @@
+//! A lead received on a list's inbound webhook.
+
+use crate::LeadStatus;
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "leads")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub tenant_id: String,
+    pub list_id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub company: Option<String>,
+    pub custom_fields: Json,
+    pub verifications: Json,
+    pub score: Option<i32>,
+    pub status: LeadStatus,
+    pub is_test: bool,
+    pub source_ip: Option<String>,
+    pub raw_body: String,
+    pub created_at: DateTimeUtc,
+    pub qualified_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,16 @@
+//! Database migrations of LeadRelay. Each change is a new migration; a landed one is never
+//! edited. Every migration runs on both SQLite (embedded mode) and PostgreSQL.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m0001_initial;
+
+/// The ordered set of LeadRelay migrations.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_initial::Migration)]
+    }
+}

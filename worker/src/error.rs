@@ -1,0 +1,16 @@
+//! The worker crate's error type.
+
+/// Everything that can go wrong inside the delivery engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("queue: {0}")]
+    Queue(String),
+    #[error("outbound client: {0}")]
+    Client(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}

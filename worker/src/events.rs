@@ -1,0 +1,101 @@
+//! Delivery events (ARCHITECTURE §6): every state change is published per tenant, over
+//! Redis pub/sub in production so any api process sees any worker's events, or over an
+//! in-process broadcast in embedded mode.
+
+use futures::StreamExt;
+use leadrelay_entity::DeliveryStatus;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// One delivery state change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryEvent {
+    pub tenant_id: String,
+    pub delivery_id: String,
+    pub list_id: String,
+    pub integration_id: String,
+    pub status: DeliveryStatus,
+    /// The delivery's attempt count when the event happened.
+    pub attempt: i32,
+}
+
+/// Publishes delivery events and hands out local subscriptions.
+#[derive(Clone)]
+pub struct EventBus {
+    local: broadcast::Sender<DeliveryEvent>,
+    redis: Option<(ConnectionManager, String)>,
+}
+
+impl EventBus {
+    /// An in-process bus (embedded mode).
+    pub fn local() -> Self {
+        Self { local: broadcast::channel(4096).0, redis: None }
+    }
+
+    /// A bus on Redis channels `{prefix}:events:{tenant}`. Local subscribers see events
+    /// only once [`EventBus::relay_from_redis`] runs.
+    pub fn redis(conn: ConnectionManager, prefix: &str) -> Self {
+        Self { local: broadcast::channel(4096).0, redis: Some((conn, prefix.to_owned())) }
+    }
+
+    /// Publishes an event. A lost event costs a live update only, never a delivery (the
+    /// ledger holds the state), so failures are logged, not returned.
+    pub async fn publish(&self, event: DeliveryEvent) {
+        match &self.redis {
+            None => {
+                let _ = self.local.send(event);
+            }
+            Some((conn, prefix)) => {
+                let channel = format!("{prefix}:events:{}", event.tenant_id);
+                let payload = match serde_json::to_string(&event) {
+                    Ok(p) => p,
+                    Err(e) => return tracing::error!(error = %e, "encoding delivery event"),
+                };
+                let res: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+                    .arg(&channel)
+                    .arg(payload)
+                    .query_async(&mut conn.clone())
+                    .await;
+                if let Err(e) = res {
+                    tracing::warn!(error = %e, delivery_id = %event.delivery_id, "publishing delivery event");
+                }
+            }
+        }
+    }
+
+    /// A receiver of every event this process sees.
+    pub fn subscribe(&self) -> broadcast::Receiver<DeliveryEvent> {
+        self.local.subscribe()
+    }
+
+    /// Forwards this installation's Redis events to local subscribers, reconnecting when
+    /// the connection drops. Runs until the process ends.
+    pub async fn relay_from_redis(self, client: redis::Client) {
+        let Some((_, prefix)) = &self.redis else { return };
+        let pattern = format!("{prefix}:events:*");
+        loop {
+            match client.get_async_pubsub().await {
+                Ok(mut pubsub) => match pubsub.psubscribe(&pattern).await {
+                    Ok(()) => {
+                        let mut messages = pubsub.on_message();
+                        while let Some(msg) = messages.next().await {
+                            let payload: String = match msg.get_payload() {
+                                Ok(p) => p,
+                                Err(_) => continue,
+                            };
+                            if let Ok(event) = serde_json::from_str::<DeliveryEvent>(&payload) {
+                                let _ = self.local.send(event);
+                            }
+                        }
+                        tracing::warn!("redis event subscription ended; reconnecting");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "subscribing to delivery events"),
+                },
+                Err(e) => tracing::warn!(error = %e, "connecting to redis for delivery events"),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The LeadRelay delivery engine: the queue (apalis on Redis, or in-process), claiming
+//! ledger rows, rendering the outbound body, the outbound HTTP client with its target
+//! rules, and delivery events. The api decides what to deliver; this crate delivers it.
+
+pub mod config;
+pub mod db;
+pub mod engine;
+pub mod error;
+pub mod events;
+pub mod ids;
+pub mod outbound;
+pub mod payload;
+pub mod queue;
+pub mod secrets;
+pub mod server;
+pub mod targets;
+
+pub use config::{DeliverySettings, WorkerConfig};
+pub use engine::Engine;
+pub use error::Error;
+pub use events::{DeliveryEvent, EventBus};
+pub use queue::{DeliverLead, Queue};
+pub use server::run;

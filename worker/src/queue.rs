@@ -1,0 +1,125 @@
+//! The delivery queue: apalis jobs on Redis in production, an in-process channel in
+//! embedded mode. A job carries only the delivery id; the ledger row is the truth, so a
+//! duplicate job is harmless and a lost one is found again from the ledger.
+
+use crate::{engine::Engine, error::Error};
+use apalis::prelude::*;
+use apalis_redis::{Config as RedisQueueConfig, RedisStorage};
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+use std::{sync::Arc, time::Duration};
+use tokio::sync::{Semaphore, mpsc};
+
+/// The job: deliver this ledger row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliverLead {
+    pub delivery_id: String,
+}
+
+/// Where jobs are pushed.
+#[derive(Clone)]
+pub enum Queue {
+    Redis(RedisStorage<DeliverLead>),
+    Local(mpsc::UnboundedSender<DeliverLead>),
+}
+
+/// The receiving end of an in-process queue, consumed by [`run_local`].
+pub type LocalJobs = mpsc::UnboundedReceiver<DeliverLead>;
+
+/// How often an idle Redis worker looks for new jobs: bounds pickup latency (§5).
+const REDIS_POLL: Duration = Duration::from_millis(5);
+
+fn redis_config(prefix: &str, concurrency: u16) -> RedisQueueConfig {
+    RedisQueueConfig::default()
+        .queue(format!("{prefix}:deliveries"))
+        .batch_size(usize::from(concurrency).max(1))
+        .heartbeat_interval(Duration::from_secs(2))
+        .missed_heartbeats(3)
+        .persist_results(false)
+        .emit_events(false)
+}
+
+impl Queue {
+    /// A queue of apalis jobs in Redis under `{prefix}:deliveries`.
+    pub fn redis(conn: ConnectionManager, prefix: &str, concurrency: u16) -> Self {
+        Queue::Redis(RedisStorage::new(conn).with_config(redis_config(prefix, concurrency)))
+    }
+
+    /// An in-process queue and its receiver.
+    pub fn local() -> (Self, LocalJobs) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Queue::Local(tx), rx)
+    }
+
+    /// Pushes one job per delivery id.
+    pub async fn push(&self, delivery_ids: impl IntoIterator<Item = String>) -> Result<(), Error> {
+        match self {
+            Queue::Local(tx) => {
+                for delivery_id in delivery_ids {
+                    tx.send(DeliverLead { delivery_id }).map_err(|_| Error::Queue("the in-process worker has stopped".into()))?;
+                }
+            }
+            Queue::Redis(storage) => {
+                let mut storage = storage.clone();
+                for delivery_id in delivery_ids {
+                    storage.push(DeliverLead { delivery_id }).await.map_err(|e| Error::Queue(e.to_string()))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs the in-process worker: at most `concurrency` deliveries at a time, until the
+/// queue's senders are gone.
+pub async fn run_local(engine: Arc<Engine>, mut jobs: LocalJobs, concurrency: u16) {
+    let permits = Arc::new(Semaphore::new(usize::from(concurrency)));
+    while let Some(job) = jobs.recv().await {
+        let Ok(permit) = permits.clone().acquire_owned().await else { break };
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            engine.deliver(&job.delivery_id).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn handle(job: DeliverLead, engine: Data<Arc<Engine>>) -> Result<(), BoxDynError> {
+    engine.deliver(&job.delivery_id).await;
+    Ok(())
+}
+
+/// Runs an apalis worker on the Redis queue until it fails or `shutdown` resolves.
+pub async fn run_redis(
+    engine: Arc<Engine>,
+    conn: ConnectionManager,
+    prefix: String,
+    concurrency: u16,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let storage = RedisStorage::<DeliverLead>::new(conn)
+        .with_config(redis_config(&prefix, concurrency))
+        .poll_with_interval(REDIS_POLL);
+    let name = format!(
+        "{}-{}-{}",
+        hostname(),
+        std::process::id(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let worker = WorkerBuilder::new(name)
+        .backend(storage)
+        .data(engine)
+        .concurrency(usize::from(concurrency))
+        .build(handle);
+    worker
+        .run_until(async move {
+            shutdown.await;
+            Ok::<(), std::io::Error>(())
+        })
+        .await
+        .map_err(|e| Error::Queue(e.to_string()))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map_or_else(|_| "worker".to_owned(), |h| h.trim().to_owned())
+}

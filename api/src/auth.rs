@@ -15,8 +15,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use leadrelay_entity::{Role, membership, tenant, user};
 use leadrelay_worker::ids::new_id;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, SqlErr,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    SqlErr, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -49,7 +49,10 @@ pub struct Jwt {
 impl Jwt {
     /// Keys from the shared secret.
     pub fn new(secret: &[u8]) -> Self {
-        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret) }
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        }
     }
 
     /// A session token for `auth`.
@@ -71,7 +74,11 @@ impl Jwt {
         let validation = Validation::new(Algorithm::HS256);
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .map_err(|_| ApiError::Unauthenticated("invalid or expired token".into()))?;
-        Ok(Auth { user_id: data.claims.sub, tenant_id: data.claims.tid, role: data.claims.role })
+        Ok(Auth {
+            user_id: data.claims.sub,
+            tenant_id: data.claims.tid,
+            role: data.claims.role,
+        })
     }
 }
 
@@ -79,7 +86,9 @@ impl Jwt {
 pub fn auth<'a>(ctx: &Context<'a>) -> ApiResult<&'a Auth> {
     ctx.data_opt::<Option<Auth>>()
         .and_then(Option::as_ref)
-        .ok_or_else(|| ApiError::Unauthenticated("sign in: send Authorization: Bearer <token>".into()))
+        .ok_or_else(|| {
+            ApiError::Unauthenticated("sign in: send Authorization: Bearer <token>".into())
+        })
 }
 
 /// The shared state from the GraphQL context.
@@ -97,7 +106,11 @@ pub struct User {
 
 impl From<user::Model> for User {
     fn from(m: user::Model) -> Self {
-        Self { id: m.id, email: m.email, created_at: m.created_at }
+        Self {
+            id: m.id,
+            email: m.email,
+            created_at: m.created_at,
+        }
     }
 }
 
@@ -111,7 +124,11 @@ pub struct Tenant {
 
 impl From<tenant::Model> for Tenant {
     fn from(m: tenant::Model) -> Self {
-        Self { id: m.id, name: m.name, created_at: m.created_at }
+        Self {
+            id: m.id,
+            name: m.name,
+            created_at: m.created_at,
+        }
     }
 }
 
@@ -140,10 +157,17 @@ pub struct LogInInput {
 fn normalise_email(raw: &str) -> ApiResult<String> {
     let email = raw.trim().to_lowercase();
     match email.split_once('@') {
-        Some((local, domain)) if !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && email.len() <= 254 => {
+        Some((local, domain))
+            if !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && email.len() <= 254 =>
+        {
             Ok(email)
         }
-        _ => Err(ApiError::BadInput("email: not a valid email address".into())),
+        _ => Err(ApiError::BadInput(
+            "email: not a valid email address".into(),
+        )),
     }
 }
 
@@ -160,36 +184,73 @@ async fn hash_password(password: String) -> ApiResult<String> {
 
 async fn password_matches(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        PasswordHash::new(&hash).is_ok_and(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
     })
     .await
     .unwrap_or(false)
 }
 
-async fn session(state: &AppState, user: user::Model, tenant: tenant::Model, role: Role) -> ApiResult<AuthPayload> {
-    let token = state.jwt.issue(&Auth { user_id: user.id.clone(), tenant_id: tenant.id.clone(), role })?;
-    Ok(AuthPayload { token, user: user.into(), tenant: tenant.into(), role })
+async fn session(
+    state: &AppState,
+    user: user::Model,
+    tenant: tenant::Model,
+    role: Role,
+) -> ApiResult<AuthPayload> {
+    let token = state.jwt.issue(&Auth {
+        user_id: user.id.clone(),
+        tenant_id: tenant.id.clone(),
+        role,
+    })?;
+    Ok(AuthPayload {
+        token,
+        user: user.into(),
+        tenant: tenant.into(),
+        role,
+    })
 }
 
 async fn sign_up(state: &AppState, input: SignUpInput) -> ApiResult<AuthPayload> {
     let email = normalise_email(&input.email)?;
     if input.password.chars().count() < 8 {
-        return Err(ApiError::BadInput("password: must be at least 8 characters".into()));
+        return Err(ApiError::BadInput(
+            "password: must be at least 8 characters".into(),
+        ));
     }
     let tenant_name = input.tenant_name.trim().to_owned();
     if tenant_name.is_empty() || tenant_name.chars().count() > 200 {
-        return Err(ApiError::BadInput("tenantName: must be 1 to 200 characters".into()));
+        return Err(ApiError::BadInput(
+            "tenantName: must be 1 to 200 characters".into(),
+        ));
     }
     let hash = hash_password(input.password).await?;
     let now = Utc::now();
-    let tenant = tenant::Model { id: new_id("ten"), name: tenant_name, created_at: now };
-    let user = user::Model { id: new_id("usr"), email, password_hash: hash, created_at: now };
+    let tenant = tenant::Model {
+        id: new_id("ten"),
+        name: tenant_name,
+        created_at: now,
+    };
+    let user = user::Model {
+        id: new_id("usr"),
+        email,
+        password_hash: hash,
+        created_at: now,
+    };
     let txn = state.db.begin().await?;
-    tenant::Entity::insert(tenant::ActiveModel::from(tenant.clone())).exec_without_returning(&txn).await?;
-    let inserted = user::Entity::insert(user::ActiveModel::from(user.clone())).exec_without_returning(&txn).await;
+    tenant::Entity::insert(tenant::ActiveModel::from(tenant.clone()))
+        .exec_without_returning(&txn)
+        .await?;
+    let inserted = user::Entity::insert(user::ActiveModel::from(user.clone()))
+        .exec_without_returning(&txn)
+        .await;
     if let Err(e) = inserted {
         return Err(match e.sql_err() {
-            Some(SqlErr::UniqueConstraintViolation(_)) => ApiError::Conflict("email: an account with this email already exists".into()),
+            Some(SqlErr::UniqueConstraintViolation(_)) => {
+                ApiError::Conflict("email: an account with this email already exists".into())
+            }
             _ => e.into(),
         });
     }
@@ -209,7 +270,10 @@ async fn sign_up(state: &AppState, input: SignUpInput) -> ApiResult<AuthPayload>
 async fn log_in(state: &AppState, input: LogInInput) -> ApiResult<AuthPayload> {
     let denied = || ApiError::Unauthenticated("invalid email or password".into());
     let email = input.email.trim().to_lowercase();
-    let found = user::Entity::find().filter(user::Column::Email.eq(&email)).one(&state.db).await?;
+    let found = user::Entity::find()
+        .filter(user::Column::Email.eq(&email))
+        .one(&state.db)
+        .await?;
     let Some(user) = found else {
         // Spend the same time as a real check, so timing does not reveal accounts.
         let _ = hash_password(input.password).await;
@@ -218,11 +282,16 @@ async fn log_in(state: &AppState, input: LogInInput) -> ApiResult<AuthPayload> {
     if !password_matches(input.password, user.password_hash.clone()).await {
         return Err(denied());
     }
-    let (membership, tenant) = first_membership(&state.db, &user.id).await?.ok_or_else(denied)?;
+    let (membership, tenant) = first_membership(&state.db, &user.id)
+        .await?
+        .ok_or_else(denied)?;
     session(state, user, tenant, membership.role).await
 }
 
-async fn first_membership(db: &DatabaseConnection, user_id: &str) -> ApiResult<Option<(membership::Model, tenant::Model)>> {
+async fn first_membership(
+    db: &DatabaseConnection,
+    user_id: &str,
+) -> ApiResult<Option<(membership::Model, tenant::Model)>> {
     let Some(m) = membership::Entity::find()
         .filter(membership::Column::UserId.eq(user_id))
         .order_by_asc(membership::Column::CreatedAt)
@@ -231,7 +300,10 @@ async fn first_membership(db: &DatabaseConnection, user_id: &str) -> ApiResult<O
     else {
         return Ok(None);
     };
-    Ok(tenant::Entity::find_by_id(&m.tenant_id).one(db).await?.map(|t| (m, t)))
+    Ok(tenant::Entity::find_by_id(&m.tenant_id)
+        .one(db)
+        .await?
+        .map(|t| (m, t)))
 }
 
 /// `signUp` and `logIn`.
@@ -260,15 +332,23 @@ impl AuthQuery {
     /// The signed-in user.
     async fn me(&self, ctx: &Context<'_>) -> GqlResult<User> {
         let auth = auth(ctx)?;
-        let user = user::Entity::find_by_id(&auth.user_id).one(&state(ctx).db).await?;
-        Ok(user.map(User::from).ok_or_else(|| ApiError::Unauthenticated("the account no longer exists".into()))?)
+        let user = user::Entity::find_by_id(&auth.user_id)
+            .one(&state(ctx).db)
+            .await?;
+        Ok(user
+            .map(User::from)
+            .ok_or_else(|| ApiError::Unauthenticated("the account no longer exists".into()))?)
     }
 
     /// The tenant the session belongs to.
     async fn tenant(&self, ctx: &Context<'_>) -> GqlResult<Tenant> {
         let auth = auth(ctx)?;
-        let tenant = tenant::Entity::find_by_id(&auth.tenant_id).one(&state(ctx).db).await?;
-        Ok(tenant.map(Tenant::from).ok_or_else(|| ApiError::Unauthenticated("the tenant no longer exists".into()))?)
+        let tenant = tenant::Entity::find_by_id(&auth.tenant_id)
+            .one(&state(ctx).db)
+            .await?;
+        Ok(tenant
+            .map(Tenant::from)
+            .ok_or_else(|| ApiError::Unauthenticated("the tenant no longer exists".into()))?)
     }
 }
 
@@ -277,7 +357,11 @@ mod tests {
     use super::*;
 
     fn alice() -> Auth {
-        Auth { user_id: "usr_1".into(), tenant_id: "ten_1".into(), role: Role::Owner }
+        Auth {
+            user_id: "usr_1".into(),
+            tenant_id: "ten_1".into(),
+            role: Role::Owner,
+        }
     }
 
     #[test]
@@ -296,18 +380,30 @@ mod tests {
     #[test]
     fn expired_and_other_algorithms_are_refused() {
         let secret = [7; 32];
-        let old = Claims { sub: "u".into(), tid: "t".into(), role: Role::Owner, iat: 0, exp: 1000 };
+        let old = Claims {
+            sub: "u".into(),
+            tid: "t".into(),
+            role: Role::Owner,
+            iat: 0,
+            exp: 1000,
+        };
         let key = EncodingKey::from_secret(&secret);
         let expired = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &old, &key).unwrap();
         assert!(Jwt::new(&secret).verify(&expired).is_err());
-        let fresh = Claims { exp: Utc::now().timestamp() + 600, ..old };
+        let fresh = Claims {
+            exp: Utc::now().timestamp() + 600,
+            ..old
+        };
         let hs512 = jsonwebtoken::encode(&Header::new(Algorithm::HS512), &fresh, &key).unwrap();
         assert!(Jwt::new(&secret).verify(&hs512).is_err());
     }
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(normalise_email("  Ana@Example.COM ").unwrap(), "ana@example.com");
+        assert_eq!(
+            normalise_email("  Ana@Example.COM ").unwrap(),
+            "ana@example.com"
+        );
         assert!(normalise_email("not-an-email").is_err());
         assert!(normalise_email("a@b").is_err());
     }

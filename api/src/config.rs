@@ -7,7 +7,11 @@ use std::{net::SocketAddr, path::PathBuf};
 
 /// Command line of `leadrelay-api`.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "leadrelay-api", version, about = "LeadRelay: lead intake, GraphQL API and dashboard")]
+#[command(
+    name = "leadrelay-api",
+    version,
+    about = "LeadRelay: lead intake, GraphQL API and dashboard"
+)]
 pub struct Config {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -18,17 +22,32 @@ pub struct Config {
     #[arg(long, env = "LEADRELAY_REDIS_URL", global = true)]
     pub redis_url: Option<String>,
     /// Where embedded mode keeps its SQLite file and generated secrets.
-    #[arg(long, env = "LEADRELAY_DATA_DIR", default_value = "./leadrelay-data", global = true)]
+    #[arg(
+        long,
+        env = "LEADRELAY_DATA_DIR",
+        default_value = "./leadrelay-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
     /// Address to listen on.
-    #[arg(long, env = "LEADRELAY_BIND", default_value = "127.0.0.1:8080", global = true)]
+    #[arg(
+        long,
+        env = "LEADRELAY_BIND",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
     pub bind: SocketAddr,
     /// Public base URL used in inbound URLs. Default: http://{BIND}.
     #[arg(long, env = "LEADRELAY_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
     /// HS256 secret for session tokens (at least 32 bytes). Required with DATABASE_URL;
     /// embedded mode generates one into the data dir.
-    #[arg(long, env = "LEADRELAY_JWT_SECRET", hide_env_values = true, global = true)]
+    #[arg(
+        long,
+        env = "LEADRELAY_JWT_SECRET",
+        hide_env_values = true,
+        global = true
+    )]
     pub jwt_secret: Option<String>,
     /// Run the delivery worker inside this process. Default: true without REDIS_URL.
     #[arg(long, env = "LEADRELAY_EMBEDDED_WORKER", action = clap::ArgAction::Set, global = true)]
@@ -62,9 +81,12 @@ pub struct ConfigError {
 impl Config {
     /// The database URL in force: the configured one, or SQLite in the data dir.
     pub fn effective_database_url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}?mode=rwc", self.data_dir.join("leadrelay.db").display()))
+        self.database_url.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("leadrelay.db").display()
+            )
+        })
     }
 
     /// Whether this process runs the worker.
@@ -74,26 +96,48 @@ impl Config {
 
     /// The base of inbound URLs.
     pub fn effective_public_url(&self) -> String {
-        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.bind)).trim_end_matches('/').to_owned()
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.bind))
+            .trim_end_matches('/')
+            .to_owned()
     }
 
     /// Checks the settings that depend on each other.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let err = |setting, problem: &str| Err(ConfigError { setting, problem: problem.to_owned() });
+        let err = |setting, problem: &str| {
+            Err(ConfigError {
+                setting,
+                problem: problem.to_owned(),
+            })
+        };
         if let Some(url) = &self.database_url
-            && !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:"))
+            && !(url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || url.starts_with("sqlite:"))
         {
-            return err("LEADRELAY_DATABASE_URL", "must start with postgres://, postgresql:// or sqlite:");
+            return err(
+                "LEADRELAY_DATABASE_URL",
+                "must start with postgres://, postgresql:// or sqlite:",
+            );
         }
         if let Some(url) = &self.redis_url
             && !(url.starts_with("redis://") || url.starts_with("rediss://"))
         {
-            return err("LEADRELAY_REDIS_URL", "must start with redis:// or rediss://");
+            return err(
+                "LEADRELAY_REDIS_URL",
+                "must start with redis:// or rediss://",
+            );
         }
         match &self.jwt_secret {
-            Some(s) if s.len() < 32 => return err("LEADRELAY_JWT_SECRET", "must be at least 32 bytes"),
+            Some(s) if s.len() < 32 => {
+                return err("LEADRELAY_JWT_SECRET", "must be at least 32 bytes");
+            }
             None if self.database_url.is_some() => {
-                return err("LEADRELAY_JWT_SECRET", "is required when LEADRELAY_DATABASE_URL is set");
+                return err(
+                    "LEADRELAY_JWT_SECRET",
+                    "is required when LEADRELAY_DATABASE_URL is set",
+                );
             }
             _ => {}
         }
@@ -144,7 +188,9 @@ mod tests {
 
     #[test]
     fn postgres_without_jwt_secret_names_the_setting() {
-        let e = parse(&["--database-url", "postgres://localhost/x"]).validate().unwrap_err();
+        let e = parse(&["--database-url", "postgres://localhost/x"])
+            .validate()
+            .unwrap_err();
         assert_eq!(e.setting, "LEADRELAY_JWT_SECRET");
     }
 
@@ -156,13 +202,22 @@ mod tests {
 
     #[test]
     fn no_worker_without_redis_is_refused() {
-        let e = parse(&["--embedded-worker", "false"]).validate().unwrap_err();
+        let e = parse(&["--embedded-worker", "false"])
+            .validate()
+            .unwrap_err();
         assert_eq!(e.setting, "LEADRELAY_EMBEDDED_WORKER");
     }
 
     #[test]
     fn bad_database_scheme_is_refused() {
-        let e = parse(&["--database-url", "mysql://x", "--jwt-secret", &"x".repeat(32)]).validate().unwrap_err();
+        let e = parse(&[
+            "--database-url",
+            "mysql://x",
+            "--jwt-secret",
+            &"x".repeat(32),
+        ])
+        .validate()
+        .unwrap_err();
         assert_eq!(e.setting, "LEADRELAY_DATABASE_URL");
     }
 

@@ -12,7 +12,9 @@ use crate::{
 use async_graphql::{ComplexObject, Context, ID, InputObject, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt, stream};
-use leadrelay_entity::{AttemptErrorKind, DeliveryStatus, Endpoint, delivery, delivery_attempt, integration, list};
+use leadrelay_entity::{
+    AttemptErrorKind, DeliveryStatus, Endpoint, delivery, delivery_attempt, integration, list,
+};
 use leadrelay_worker::DeliveryEvent as BusEvent;
 use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
 use tokio::sync::broadcast::error::RecvError;
@@ -147,7 +149,11 @@ impl DeliveryQuery {
     /// One delivery, or null when it does not exist for this tenant.
     async fn delivery(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<Delivery>> {
         let (auth, app) = (auth(ctx)?, state(ctx));
-        Ok(find_for_tenant::<delivery::Entity>(&app.db, &auth.tenant_id, &id).await?.map(Delivery::from))
+        Ok(
+            find_for_tenant::<delivery::Entity>(&app.db, &auth.tenant_id, &id)
+                .await?
+                .map(Delivery::from),
+        )
     }
 
     /// The tenant's deliveries, newest first.
@@ -165,7 +171,8 @@ impl DeliveryQuery {
             select = select.filter(delivery::Column::ListId.eq(parse_id::<list::Entity>(id)?));
         }
         if let Some(id) = &f.integration_id {
-            select = select.filter(delivery::Column::IntegrationId.eq(parse_id::<integration::Entity>(id)?));
+            select = select
+                .filter(delivery::Column::IntegrationId.eq(parse_id::<integration::Entity>(id)?));
         }
         if let Some(statuses) = f.status {
             select = select.filter(delivery::Column::Status.is_in(statuses));
@@ -208,32 +215,48 @@ impl DeliverySubscription {
         let (auth, app) = (auth(ctx).map_err(GqlError::from)?, state(ctx).clone());
         let tenant_id = auth.tenant_id.clone();
         if let Some(id) = &list_id {
-            get_for_tenant::<list::Entity>(&app.db, &tenant_id, id).await.map_err(GqlError::from)?;
+            get_for_tenant::<list::Entity>(&app.db, &tenant_id, id)
+                .await
+                .map_err(GqlError::from)?;
         }
         if let Some(id) = &integration_id {
-            get_for_tenant::<integration::Entity>(&app.db, &tenant_id, id).await.map_err(GqlError::from)?;
+            get_for_tenant::<integration::Entity>(&app.db, &tenant_id, id)
+                .await
+                .map_err(GqlError::from)?;
         }
         let wanted = move |e: &BusEvent| {
             e.tenant_id == tenant_id
                 && list_id.as_ref().is_none_or(|id| id.as_str() == e.list_id)
-                && integration_id.as_ref().is_none_or(|id| id.as_str() == e.integration_id)
+                && integration_id
+                    .as_ref()
+                    .is_none_or(|id| id.as_str() == e.integration_id)
         };
         let receiver = app.events.subscribe();
         let events = stream::unfold(receiver, |mut rx| async move {
             loop {
                 match rx.recv().await {
                     Ok(event) => return Some((event, rx)),
-                    Err(RecvError::Lagged(missed)) => tracing::warn!(missed, "a subscriber fell behind"),
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "a subscriber fell behind")
+                    }
                     Err(RecvError::Closed) => return None,
                 }
             }
         });
-        Ok(events.filter(move |e| std::future::ready(wanted(e))).filter_map(move |e| {
-            let db = app.db.clone();
-            async move {
-                let row = get_for_tenant::<delivery::Entity>(&db, &e.tenant_id, &e.delivery_id).await.ok()?;
-                Some(DeliveryEvent { delivery: row.into(), status: e.status, attempt: e.attempt })
-            }
-        }))
+        Ok(events
+            .filter(move |e| std::future::ready(wanted(e)))
+            .filter_map(move |e| {
+                let db = app.db.clone();
+                async move {
+                    let row = get_for_tenant::<delivery::Entity>(&db, &e.tenant_id, &e.delivery_id)
+                        .await
+                        .ok()?;
+                    Some(DeliveryEvent {
+                        delivery: row.into(),
+                        status: e.status,
+                        attempt: e.attempt,
+                    })
+                }
+            }))
     }
 }

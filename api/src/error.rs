@@ -1,12 +1,12 @@
 //! The api crate's error type, mapped once to HTTP (intake) and once to GraphQL
 //! (`extensions.code`). Internal errors are logged and answered opaquely.
 
+use async_graphql::ErrorExtensions;
 use axum::{
     Json,
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use async_graphql::ErrorExtensions;
 use serde_json::json;
 
 /// Everything a request can fail with.
@@ -42,9 +42,10 @@ impl ApiError {
             ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
             ApiError::Forbidden(_) => "FORBIDDEN",
             ApiError::NotFound(_) => "NOT_FOUND",
-            ApiError::BadInput(_) | ApiError::Unprocessable(_) | ApiError::UnsupportedMediaType(_) | ApiError::PayloadTooLarge(_) => {
-                "BAD_USER_INPUT"
-            }
+            ApiError::BadInput(_)
+            | ApiError::Unprocessable(_)
+            | ApiError::UnsupportedMediaType(_)
+            | ApiError::PayloadTooLarge(_) => "BAD_USER_INPUT",
             ApiError::Conflict(_) => "CONFLICT",
             ApiError::Internal(_) => "INTERNAL",
         }
@@ -85,7 +86,11 @@ impl<E: std::error::Error> From<sea_orm::TransactionError<E>> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status(), Json(json!({ "error": self.to_string(), "code": self.code() }))).into_response()
+        (
+            self.status(),
+            Json(json!({ "error": self.to_string(), "code": self.code() })),
+        )
+            .into_response()
     }
 }
 
@@ -101,7 +106,9 @@ pub type GqlResult<T> = Result<T, GqlError>;
 impl From<ApiError> for GqlError {
     fn from(e: ApiError) -> Self {
         let code = e.code();
-        GqlError(async_graphql::Error::new(e.to_string()).extend_with(|_, ext| ext.set("code", code)))
+        GqlError(
+            async_graphql::Error::new(e.to_string()).extend_with(|_, ext| ext.set("code", code)),
+        )
     }
 }
 

@@ -23,7 +23,13 @@ use axum::{
 
 /// Every query.
 #[derive(MergedObject, Default)]
-pub struct Query(AuthQuery, ListQuery, IntegrationQuery, LeadQuery, DeliveryQuery);
+pub struct Query(
+    AuthQuery,
+    ListQuery,
+    IntegrationQuery,
+    LeadQuery,
+    DeliveryQuery,
+);
 
 /// Every mutation.
 #[derive(MergedObject, Default)]
@@ -37,9 +43,13 @@ pub struct Subscription(DeliverySubscription);
 pub type AppSchema = Schema<Query, Mutation, Subscription>;
 
 fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
-    Schema::build(Query::default(), Mutation::default(), Subscription::default())
-        .limit_depth(12)
-        .limit_complexity(2_000)
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .limit_depth(12)
+    .limit_complexity(2_000)
 }
 
 /// The schema serving `state`.
@@ -53,7 +63,12 @@ pub fn sdl() -> String {
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers.get(AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+    headers
+        .get(AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
 }
 
 /// `POST /graphql`: the caller comes from `Authorization: Bearer <token>`.
@@ -69,7 +84,12 @@ pub async fn graphql(
 
 /// `GET /graphql`: GraphiQL.
 pub async fn graphiql() -> impl IntoResponse {
-    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .finish(),
+    )
 }
 
 /// `GET /graphql/ws`: subscriptions; the token comes in `connection_init` as `{"token": …}`.
@@ -84,8 +104,14 @@ pub async fn graphql_ws(
         .on_upgrade(move |stream| {
             GraphQLWebSocket::new(stream, schema, protocol)
                 .on_connection_init(move |payload| async move {
-                    let token = payload.get("token").and_then(|t| t.as_str()).unwrap_or_default();
-                    let auth = app.jwt.verify(token).map_err(|e| async_graphql::Error::new(e.to_string()))?;
+                    let token = payload
+                        .get("token")
+                        .and_then(|t| t.as_str())
+                        .unwrap_or_default();
+                    let auth = app
+                        .jwt
+                        .verify(token)
+                        .map_err(|e| async_graphql::Error::new(e.to_string()))?;
                     let mut data = Data::default();
                     data.insert(Some(auth));
                     Ok(data)

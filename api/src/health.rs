@@ -15,10 +15,20 @@ pub async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Value>) {
     let redis = match &app.redis {
         None => None,
         Some(conn) => Some(
-            redis::cmd("PING").query_async::<String>(&mut conn.clone()).await.is_ok(),
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn.clone())
+                .await
+                .is_ok(),
         ),
     };
     let ready = database && redis.unwrap_or(true);
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({ "ready": ready, "database": database, "redis": redis })))
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({ "ready": ready, "database": database, "redis": redis })),
+    )
 }

@@ -22,8 +22,15 @@ use std::net::SocketAddr;
 pub const BODY_LIMIT: usize = 256 * 1024;
 
 /// The seven verification keys of the default body; null until verified.
-const VERIFICATION_KEYS: [&str; 7] =
-    ["email_valid", "phone_valid", "cnpj_valid", "cnpj_status", "ip_risk_score", "ip_proxy", "ip_vpn"];
+const VERIFICATION_KEYS: [&str; 7] = [
+    "email_valid",
+    "phone_valid",
+    "cnpj_valid",
+    "cnpj_status",
+    "ip_risk_score",
+    "ip_proxy",
+    "ip_vpn",
+];
 
 /// A lead's standard fields and the rest.
 #[derive(Debug, Default, PartialEq)]
@@ -66,8 +73,15 @@ const ALIASES: &[(&str, Standard)] = &[
 ];
 
 fn standard_field(key: &str) -> Option<Standard> {
-    let folded: String = key.chars().filter(char::is_ascii_alphanumeric).collect::<String>().to_ascii_lowercase();
-    ALIASES.iter().find(|(alias, _)| *alias == folded).map(|(_, field)| *field)
+    let folded: String = key
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == folded)
+        .map(|(_, field)| *field)
 }
 
 fn as_text(value: &Value) -> Option<String> {
@@ -106,11 +120,21 @@ pub fn normalise(fields: Vec<(String, Value)>) -> Normalised {
 
 /// Reads the body as a list of fields according to its content type.
 pub fn parse_body(content_type: Option<&str>, body: &[u8]) -> ApiResult<Vec<(String, Value)>> {
-    let mime = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = content_type
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let fields: Vec<(String, Value)> = if mime == "application/json" || mime.ends_with("+json") {
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(map)) => map.into_iter().collect(),
-            Ok(_) => return Err(ApiError::BadInput("the JSON body must be an object of lead fields".into())),
+            Ok(_) => {
+                return Err(ApiError::BadInput(
+                    "the JSON body must be an object of lead fields".into(),
+                ));
+            }
             Err(e) => return Err(ApiError::BadInput(format!("malformed JSON: {e}"))),
         }
     } else if mime == "application/x-www-form-urlencoded" {
@@ -121,7 +145,8 @@ pub fn parse_body(content_type: Option<&str>, body: &[u8]) -> ApiResult<Vec<(Str
             .collect()
     } else if mime.is_empty() {
         return Err(ApiError::UnsupportedMediaType(
-            "missing Content-Type: send application/json or application/x-www-form-urlencoded".into(),
+            "missing Content-Type: send application/json or application/x-www-form-urlencoded"
+                .into(),
         ));
     } else {
         return Err(ApiError::UnsupportedMediaType(format!(
@@ -150,10 +175,14 @@ pub async fn inbound(
         .ok_or(ApiError::NotFound("inbound token"))?;
     tracing::Span::current().record("list_id", list.id.as_str());
     if !list.active {
-        return Err(ApiError::Forbidden("this list is inactive and does not accept leads".into()));
+        return Err(ApiError::Forbidden(
+            "this list is inactive and does not accept leads".into(),
+        ));
     }
     let body = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(format!("the body is larger than {} KiB", BODY_LIMIT / 1024)),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge(format!("the body is larger than {} KiB", BODY_LIMIT / 1024))
+        }
         _ => ApiError::BadInput(format!("could not read the body: {e}")),
     })?;
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
@@ -161,7 +190,10 @@ pub async fn inbound(
 
     let now = Utc::now();
     let lead_id = new_id("lead");
-    let verifications: Map<String, Value> = VERIFICATION_KEYS.iter().map(|k| ((*k).to_owned(), Value::Null)).collect();
+    let verifications: Map<String, Value> = VERIFICATION_KEYS
+        .iter()
+        .map(|k| ((*k).to_owned(), Value::Null))
+        .collect();
     let txn = app.db.begin().await?;
     lead::Entity::insert(lead::ActiveModel {
         id: Set(lead_id.clone()),
@@ -191,22 +223,27 @@ pub async fn inbound(
         .await?;
     let delivery_ids: Vec<String> = targets.iter().map(|_| new_id("dlv")).collect();
     if !targets.is_empty() {
-        let rows = targets.iter().zip(&delivery_ids).map(|(target, id)| delivery::ActiveModel {
-            id: Set(id.clone()),
-            tenant_id: Set(list.tenant_id.clone()),
-            lead_id: Set(lead_id.clone()),
-            list_id: Set(list.id.clone()),
-            integration_id: Set(target.id.clone()),
-            status: Set(DeliveryStatus::Pending),
-            attempt_count: Set(0),
-            next_attempt_at: Set(Some(now)),
-            lease_until: Set(None),
-            last_status_code: Set(None),
-            is_test: Set(false),
-            created_at: Set(now),
-            updated_at: Set(now),
-        });
-        delivery::Entity::insert_many(rows).exec_without_returning(&txn).await?;
+        let rows = targets
+            .iter()
+            .zip(&delivery_ids)
+            .map(|(target, id)| delivery::ActiveModel {
+                id: Set(id.clone()),
+                tenant_id: Set(list.tenant_id.clone()),
+                lead_id: Set(lead_id.clone()),
+                list_id: Set(list.id.clone()),
+                integration_id: Set(target.id.clone()),
+                status: Set(DeliveryStatus::Pending),
+                attempt_count: Set(0),
+                next_attempt_at: Set(Some(now)),
+                lease_until: Set(None),
+                last_status_code: Set(None),
+                is_test: Set(false),
+                created_at: Set(now),
+                updated_at: Set(now),
+            });
+        delivery::Entity::insert_many(rows)
+            .exec_without_returning(&txn)
+            .await?;
     }
     txn.commit().await?;
 
@@ -214,7 +251,10 @@ pub async fn inbound(
         // The rows are in the ledger; the lead is accepted and will be found again there.
         tracing::warn!(error = %e, lead_id, "enqueueing deliveries failed");
     }
-    Ok((StatusCode::ACCEPTED, Json(json!({ "lead_id": lead_id, "status": "qualified", "reasons": [] }))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "lead_id": lead_id, "status": "qualified", "reasons": [] })),
+    ))
 }
 
 #[cfg(test)]
@@ -222,7 +262,10 @@ mod tests {
     use super::*;
 
     fn fields(pairs: &[(&str, Value)]) -> Vec<(String, Value)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect()
     }
 
     #[test]
@@ -243,7 +286,11 @@ mod tests {
 
     #[test]
     fn non_text_and_repeated_standard_fields_stay_custom() {
-        let lead = normalise(fields(&[("email", json!({"a": 1})), ("mail", json!("x@y.z")), ("e_mail", json!("second@y.z"))]));
+        let lead = normalise(fields(&[
+            ("email", json!({"a": 1})),
+            ("mail", json!("x@y.z")),
+            ("e_mail", json!("second@y.z")),
+        ]));
         assert_eq!(lead.email.as_deref(), Some("x@y.z"));
         assert_eq!(lead.custom_fields["email"], json!({"a": 1}));
         assert_eq!(lead.custom_fields["e_mail"], json!("second@y.z"));
@@ -251,20 +298,49 @@ mod tests {
 
     #[test]
     fn json_and_form_bodies_parse() {
-        let json_fields = parse_body(Some("application/json; charset=utf-8"), br#"{"email":"a@b.co"}"#).unwrap();
+        let json_fields = parse_body(
+            Some("application/json; charset=utf-8"),
+            br#"{"email":"a@b.co"}"#,
+        )
+        .unwrap();
         assert_eq!(json_fields, fields(&[("email", json!("a@b.co"))]));
-        let form = parse_body(Some("application/x-www-form-urlencoded"), b"email=a%40b.co&name=Ana+S").unwrap();
-        assert_eq!(form, fields(&[("email", json!("a@b.co")), ("name", json!("Ana S"))]));
+        let form = parse_body(
+            Some("application/x-www-form-urlencoded"),
+            b"email=a%40b.co&name=Ana+S",
+        )
+        .unwrap();
+        assert_eq!(
+            form,
+            fields(&[("email", json!("a@b.co")), ("name", json!("Ana S"))])
+        );
     }
 
     #[test]
     fn bad_bodies_get_the_right_error() {
         let code = |ct: Option<&str>, body: &[u8]| parse_body(ct, body).unwrap_err();
-        assert!(matches!(code(Some("application/json"), b"{not json"), ApiError::BadInput(_)));
-        assert!(matches!(code(Some("application/json"), b"[1,2]"), ApiError::BadInput(_)));
-        assert!(matches!(code(Some("application/json"), b"{}"), ApiError::Unprocessable(_)));
-        assert!(matches!(code(Some("application/x-www-form-urlencoded"), b""), ApiError::Unprocessable(_)));
-        assert!(matches!(code(Some("text/plain"), b"hi"), ApiError::UnsupportedMediaType(_)));
-        assert!(matches!(code(None, b"hi"), ApiError::UnsupportedMediaType(_)));
+        assert!(matches!(
+            code(Some("application/json"), b"{not json"),
+            ApiError::BadInput(_)
+        ));
+        assert!(matches!(
+            code(Some("application/json"), b"[1,2]"),
+            ApiError::BadInput(_)
+        ));
+        assert!(matches!(
+            code(Some("application/json"), b"{}"),
+            ApiError::Unprocessable(_)
+        ));
+        assert!(matches!(
+            code(Some("application/x-www-form-urlencoded"), b""),
+            ApiError::Unprocessable(_)
+        ));
+        assert!(matches!(
+            code(Some("text/plain"), b"hi"),
+            ApiError::UnsupportedMediaType(_)
+        ));
+        assert!(matches!(
+            code(None, b"hi"),
+            ApiError::UnsupportedMediaType(_)
+        ));
     }
 }

@@ -7,14 +7,16 @@ use crate::{
     lists::{self, List},
     tenancy::{find_for_tenant, get_for_tenant, scoped},
 };
-use async_graphql::{ComplexObject, Context, ID, InputObject, MaybeUndefined, Object, SimpleObject};
+use async_graphql::{
+    ComplexObject, Context, ID, InputObject, MaybeUndefined, Object, SimpleObject,
+};
 use axum::http::{HeaderName, HeaderValue};
 use chrono::{DateTime, Utc};
 use leadrelay_entity::{IntegrationKind, integration, integration_header, list};
 use leadrelay_worker::{ids::new_id, secrets, targets::TargetPolicy};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, TransactionTrait,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, TransactionTrait,
 };
 
 /// A header as the API shows it: its name and a preview of its value.
@@ -72,7 +74,13 @@ impl Integration {
             .order_by_asc(integration_header::Column::Position)
             .all(&state(ctx).db)
             .await?;
-        Ok(rows.into_iter().map(|h| Header { value_preview: secrets::preview(&h.value), name: h.name }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|h| Header {
+                value_preview: secrets::preview(&h.value),
+                name: h.name,
+            })
+            .collect())
     }
 
     /// The list whose leads this integration receives.
@@ -138,13 +146,18 @@ const RESERVED_HEADERS: &[&str] = &[
 ];
 
 fn valid_url(field: &str, raw: &str, policy: TargetPolicy) -> ApiResult<String> {
-    policy.check_url(raw).map(|u| u.to_string()).map_err(|e| ApiError::BadInput(format!("{field}: {e}")))
+    policy
+        .check_url(raw)
+        .map(|u| u.to_string())
+        .map_err(|e| ApiError::BadInput(format!("{field}: {e}")))
 }
 
 fn valid_name(raw: &str) -> ApiResult<String> {
     let name = raw.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::BadInput("name: must be 1 to 200 characters".into()));
+        return Err(ApiError::BadInput(
+            "name: must be 1 to 200 characters".into(),
+        ));
     }
     Ok(name.to_owned())
 }
@@ -153,7 +166,9 @@ fn valid_timeout(ms: i32) -> ApiResult<i32> {
     if (100..=30_000).contains(&ms) {
         Ok(ms)
     } else {
-        Err(ApiError::BadInput("timeoutMs: must be between 100 and 30000".into()))
+        Err(ApiError::BadInput(
+            "timeoutMs: must be between 100 and 30000".into(),
+        ))
     }
 }
 
@@ -161,29 +176,42 @@ fn valid_max_in_flight(n: i32) -> ApiResult<i32> {
     if (1..=1000).contains(&n) {
         Ok(n)
     } else {
-        Err(ApiError::BadInput("maxInFlight: must be between 1 and 1000".into()))
+        Err(ApiError::BadInput(
+            "maxInFlight: must be between 1 and 1000".into(),
+        ))
     }
 }
 
 fn valid_headers(headers: &[HeaderInput]) -> ApiResult<Vec<(String, String)>> {
     if headers.len() > MAX_HEADERS {
-        return Err(ApiError::BadInput(format!("headers: at most {MAX_HEADERS}")));
+        return Err(ApiError::BadInput(format!(
+            "headers: at most {MAX_HEADERS}"
+        )));
     }
     let mut seen = std::collections::HashSet::new();
     headers
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let name = HeaderName::from_bytes(h.name.trim().as_bytes())
-                .map_err(|_| ApiError::BadInput(format!("headers[{i}].name: {:?} is not a valid header name", h.name)))?;
+            let name = HeaderName::from_bytes(h.name.trim().as_bytes()).map_err(|_| {
+                ApiError::BadInput(format!(
+                    "headers[{i}].name: {:?} is not a valid header name",
+                    h.name
+                ))
+            })?;
             if RESERVED_HEADERS.contains(&name.as_str()) {
-                return Err(ApiError::BadInput(format!("headers[{i}].name: {name} is set by LeadRelay and cannot be overridden")));
+                return Err(ApiError::BadInput(format!(
+                    "headers[{i}].name: {name} is set by LeadRelay and cannot be overridden"
+                )));
             }
             if !seen.insert(name.clone()) {
-                return Err(ApiError::BadInput(format!("headers[{i}].name: {name} is given twice")));
+                return Err(ApiError::BadInput(format!(
+                    "headers[{i}].name: {name} is given twice"
+                )));
             }
-            HeaderValue::from_str(&h.value)
-                .map_err(|_| ApiError::BadInput(format!("headers[{i}].value: must be visible ASCII text")))?;
+            HeaderValue::from_str(&h.value).map_err(|_| {
+                ApiError::BadInput(format!("headers[{i}].value: must be visible ASCII text"))
+            })?;
             Ok((name.to_string(), h.value.clone()))
         })
         .collect()
@@ -203,15 +231,21 @@ async fn replace_headers(
     if headers.is_empty() {
         return Ok(());
     }
-    let rows = headers.into_iter().enumerate().map(|(i, (name, value))| integration_header::ActiveModel {
-        id: Set(new_id("hdr")),
-        tenant_id: Set(tenant_id.to_owned()),
-        integration_id: Set(integration_id.to_owned()),
-        position: Set(i32::try_from(i).unwrap_or(i32::MAX)),
-        name: Set(name),
-        value: Set(value),
-    });
-    integration_header::Entity::insert_many(rows).exec_without_returning(db).await?;
+    let rows =
+        headers
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, value))| integration_header::ActiveModel {
+                id: Set(new_id("hdr")),
+                tenant_id: Set(tenant_id.to_owned()),
+                integration_id: Set(integration_id.to_owned()),
+                position: Set(i32::try_from(i).unwrap_or(i32::MAX)),
+                name: Set(name),
+                value: Set(value),
+            });
+    integration_header::Entity::insert_many(rows)
+        .exec_without_returning(db)
+        .await?;
     Ok(())
 }
 
@@ -224,7 +258,11 @@ impl IntegrationQuery {
     /// One integration, or null when it does not exist for this tenant.
     async fn integration(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<Integration>> {
         let (auth, app) = (auth(ctx)?, state(ctx));
-        Ok(find_for_tenant::<integration::Entity>(&app.db, &auth.tenant_id, &id).await?.map(Integration::from))
+        Ok(
+            find_for_tenant::<integration::Entity>(&app.db, &auth.tenant_id, &id)
+                .await?
+                .map(Integration::from),
+        )
     }
 }
 
@@ -235,7 +273,11 @@ pub struct IntegrationMutation;
 #[Object]
 impl IntegrationMutation {
     /// Adds an integration to a list.
-    async fn create_integration(&self, ctx: &Context<'_>, input: CreateIntegrationInput) -> GqlResult<Integration> {
+    async fn create_integration(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateIntegrationInput,
+    ) -> GqlResult<Integration> {
         let (auth, app) = (auth(ctx)?, state(ctx));
         let list = get_for_tenant::<list::Entity>(&app.db, &auth.tenant_id, &input.list_id).await?;
         let headers = valid_headers(&input.headers)?;
@@ -247,7 +289,11 @@ impl IntegrationMutation {
             name: Set(valid_name(&input.name)?),
             kind: Set(input.kind),
             url: Set(valid_url("url", &input.url, app.targets)?),
-            fallback_url: Set(input.fallback_url.as_deref().map(|u| valid_url("fallbackUrl", u, app.targets)).transpose()?),
+            fallback_url: Set(input
+                .fallback_url
+                .as_deref()
+                .map(|u| valid_url("fallbackUrl", u, app.targets))
+                .transpose()?),
             active: Set(input.active),
             timeout_ms: Set(valid_timeout(input.timeout_ms)?),
             max_in_flight: Set(valid_max_in_flight(input.max_in_flight)?),
@@ -262,7 +308,12 @@ impl IntegrationMutation {
     }
 
     /// Changes an integration; the next delivery uses the new settings.
-    async fn update_integration(&self, ctx: &Context<'_>, id: ID, input: UpdateIntegrationInput) -> GqlResult<Integration> {
+    async fn update_integration(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateIntegrationInput,
+    ) -> GqlResult<Integration> {
         let (auth, app) = (auth(ctx)?, state(ctx));
         let current = get_for_tenant::<integration::Entity>(&app.db, &auth.tenant_id, &id).await?;
         let mut model = current.into_active_model();
@@ -273,7 +324,9 @@ impl IntegrationMutation {
             model.url = Set(valid_url("url", url, app.targets)?);
         }
         match &input.fallback_url {
-            MaybeUndefined::Value(url) => model.fallback_url = Set(Some(valid_url("fallbackUrl", url, app.targets)?)),
+            MaybeUndefined::Value(url) => {
+                model.fallback_url = Set(Some(valid_url("fallbackUrl", url, app.targets)?))
+            }
             MaybeUndefined::Null => model.fallback_url = Set(None),
             MaybeUndefined::Undefined => {}
         }
@@ -300,7 +353,11 @@ impl IntegrationMutation {
 
 /// Loads an integration of the caller's tenant (for other modules' resolvers).
 pub async fn load(ctx: &Context<'_>, tenant_id: &str, id: &str) -> ApiResult<Integration> {
-    Ok(get_for_tenant::<integration::Entity>(&state(ctx).db, tenant_id, id).await?.into())
+    Ok(
+        get_for_tenant::<integration::Entity>(&state(ctx).db, tenant_id, id)
+            .await?
+            .into(),
+    )
 }
 
 #[cfg(test)]
@@ -308,12 +365,19 @@ mod tests {
     use super::*;
 
     fn header(name: &str, value: &str) -> HeaderInput {
-        HeaderInput { name: name.into(), value: value.into() }
+        HeaderInput {
+            name: name.into(),
+            value: value.into(),
+        }
     }
 
     #[test]
     fn custom_headers_are_accepted() {
-        let ok = valid_headers(&[header("Authorization", "Bearer x"), header("X-API-Key", "k")]).unwrap();
+        let ok = valid_headers(&[
+            header("Authorization", "Bearer x"),
+            header("X-API-Key", "k"),
+        ])
+        .unwrap();
         assert_eq!(ok[0].0, "authorization");
     }
 

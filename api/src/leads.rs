@@ -84,11 +84,19 @@ impl LeadQuery {
     /// One lead, or null when it does not exist for this tenant.
     async fn lead(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<Lead>> {
         let (auth, app) = (auth(ctx)?, state(ctx));
-        Ok(find_for_tenant::<lead::Entity>(&app.db, &auth.tenant_id, &id).await?.map(Lead::from))
+        Ok(
+            find_for_tenant::<lead::Entity>(&app.db, &auth.tenant_id, &id)
+                .await?
+                .map(Lead::from),
+        )
     }
 }
 
 /// Loads a lead of the caller's tenant (for other modules' resolvers).
 pub async fn load(ctx: &Context<'_>, tenant_id: &str, id: &str) -> crate::error::ApiResult<Lead> {
-    Ok(crate::tenancy::get_for_tenant::<lead::Entity>(&state(ctx).db, tenant_id, id).await?.into())
+    Ok(
+        crate::tenancy::get_for_tenant::<lead::Entity>(&state(ctx).db, tenant_id, id)
+            .await?
+            .into(),
+    )
 }

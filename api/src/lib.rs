@@ -35,14 +35,20 @@ const DASHBOARD: &str = include_str!("../../web/index.html");
 /// Applies pending migrations.
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     let db = open_database(config).await?;
-    Migrator::up(&db, None).await.context("applying migrations")?;
+    Migrator::up(&db, None)
+        .await
+        .context("applying migrations")?;
     Ok(())
 }
 
 async fn open_database(config: &Config) -> anyhow::Result<sea_orm::DatabaseConnection> {
     if config.database_url.is_none() {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("LEADRELAY_DATA_DIR: cannot create {}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "LEADRELAY_DATA_DIR: cannot create {}",
+                config.data_dir.display()
+            )
+        })?;
     }
     db::connect(&config.effective_database_url(), config.db_pool)
         .await
@@ -65,7 +71,11 @@ fn read_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
             return Ok(existing.as_bytes().to_vec());
         }
     }
-    let secret = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
     std::fs::write(path, &secret).with_context(|| format!("writing {}", path.display()))?;
     #[cfg(unix)]
     {
@@ -84,7 +94,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     config.validate()?;
     let db = open_database(&config).await?;
-    Migrator::up(&db, None).await.context("applying migrations")?;
+    Migrator::up(&db, None)
+        .await
+        .context("applying migrations")?;
     let jwt = Arc::new(auth::Jwt::new(&jwt_secret(&config)?));
     let settings = config.delivery.clone();
     let runs_worker = config.runs_worker();
@@ -92,15 +104,29 @@ pub async fn serve(
     let (queue, events, redis) = match &config.redis_url {
         Some(url) => {
             let client = redis::Client::open(url.as_str()).context("LEADRELAY_REDIS_URL")?;
-            let conn = client.get_connection_manager().await.context("LEADRELAY_REDIS_URL: cannot connect")?;
+            let conn = client
+                .get_connection_manager()
+                .await
+                .context("LEADRELAY_REDIS_URL: cannot connect")?;
             let events = EventBus::redis(conn.clone(), &settings.redis_prefix);
             tokio::spawn(events.clone().relay_from_redis(client));
-            let queue = Queue::redis(conn.clone(), &settings.redis_prefix, settings.worker_concurrency);
+            let queue = Queue::redis(
+                conn.clone(),
+                &settings.redis_prefix,
+                settings.worker_concurrency,
+            );
             if runs_worker {
                 let engine = Arc::new(Engine::new(db.clone(), events.clone(), settings.clone())?);
-                let (conn, prefix, concurrency) = (conn.clone(), settings.redis_prefix.clone(), settings.worker_concurrency);
+                let (conn, prefix, concurrency) = (
+                    conn.clone(),
+                    settings.redis_prefix.clone(),
+                    settings.worker_concurrency,
+                );
                 tokio::spawn(async move {
-                    if let Err(e) = queue::run_redis(engine, conn, prefix, concurrency, std::future::pending()).await {
+                    if let Err(e) =
+                        queue::run_redis(engine, conn, prefix, concurrency, std::future::pending())
+                            .await
+                    {
                         tracing::error!(error = %e, "embedded worker stopped");
                     }
                 });
@@ -122,7 +148,9 @@ pub async fn serve(
         events,
         redis,
         jwt,
-        targets: TargetPolicy { allow_insecure: settings.allow_insecure_targets },
+        targets: TargetPolicy {
+            allow_insecure: settings.allow_insecure_targets,
+        },
         public_url: config.effective_public_url(),
     };
     let schema = graphql::schema(app.clone());
@@ -139,8 +167,11 @@ pub async fn serve(
         .layer(Extension(schema))
         .with_state(app);
     tracing::info!(addr = %listener.local_addr()?, "LeadRelay api listening");
-    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     Ok(())
 }

@@ -60,7 +60,9 @@ pub struct UpdateListInput {
 fn valid_name(field: &str, raw: &str) -> ApiResult<String> {
     let name = raw.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::BadInput(format!("{field}: must be 1 to 200 characters")));
+        return Err(ApiError::BadInput(format!(
+            "{field}: must be 1 to 200 characters"
+        )));
     }
     Ok(name.to_owned())
 }
@@ -70,7 +72,9 @@ fn valid_region(raw: &str) -> ApiResult<String> {
     if region.len() == 2 && region.bytes().all(|b| b.is_ascii_uppercase()) {
         Ok(region)
     } else {
-        Err(ApiError::BadInput("defaultPhoneRegion: must be a two-letter country code such as BR or US".into()))
+        Err(ApiError::BadInput(
+            "defaultPhoneRegion: must be a two-letter country code such as BR or US".into(),
+        ))
     }
 }
 
@@ -81,10 +85,22 @@ pub struct ListQuery;
 #[Object]
 impl ListQuery {
     /// The tenant's lists, newest first.
-    async fn lists(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> GqlResult<Page<List>> {
+    async fn lists(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Page<List>> {
         let (auth, app) = (auth(ctx)?, state(ctx));
         let public_url = app.public_url.clone();
-        Ok(paginate(&app.db, scoped::<list::Entity>(&auth.tenant_id), first, after, |m| List::new(m, &public_url)).await?)
+        Ok(paginate(
+            &app.db,
+            scoped::<list::Entity>(&auth.tenant_id),
+            first,
+            after,
+            |m| List::new(m, &public_url),
+        )
+        .await?)
     }
 
     /// One list, or null when it does not exist for this tenant.
@@ -119,9 +135,16 @@ impl ListMutation {
     }
 
     /// Changes a list's name, active flag or default phone region.
-    async fn update_list(&self, ctx: &Context<'_>, id: ID, input: UpdateListInput) -> GqlResult<List> {
+    async fn update_list(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateListInput,
+    ) -> GqlResult<List> {
         let (auth, app) = (auth(ctx)?, state(ctx));
-        let mut model = get_for_tenant::<list::Entity>(&app.db, &auth.tenant_id, &id).await?.into_active_model();
+        let mut model = get_for_tenant::<list::Entity>(&app.db, &auth.tenant_id, &id)
+            .await?
+            .into_active_model();
         if let Some(name) = &input.name {
             model.name = Set(valid_name("name", name)?);
         }

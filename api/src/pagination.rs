@@ -8,7 +8,9 @@ use async_graphql::{
     OutputType, SimpleObject,
     connection::{Connection, Edge, EmptyFields},
 };
-use sea_orm::{ColumnTrait, ConnectionTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+};
 
 /// The extra field every connection carries.
 #[derive(SimpleObject)]
@@ -50,7 +52,8 @@ where
     let mut rows = page.limit(limit + 1).all(db).await?;
     let has_next = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let mut connection = Connection::with_additional_fields(after.is_some(), has_next, TotalCount { total_count });
+    let mut connection =
+        Connection::with_additional_fields(after.is_some(), has_next, TotalCount { total_count });
     connection.edges = rows
         .into_iter()
         .map(|row| {

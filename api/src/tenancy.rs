@@ -47,7 +47,11 @@ pub fn parse_id<E: TenantOwned>(id: &str) -> ApiResult<&str> {
     if has_prefix(id, E::ID_PREFIX) {
         Ok(id)
     } else {
-        Err(ApiError::BadInput(format!("{id:?} is not a {} id (expected {}_…)", E::NOUN, E::ID_PREFIX)))
+        Err(ApiError::BadInput(format!(
+            "{id:?} is not a {} id (expected {}_…)",
+            E::NOUN,
+            E::ID_PREFIX
+        )))
     }
 }
 
@@ -58,10 +62,19 @@ pub async fn find_for_tenant<E: TenantOwned>(
     id: &str,
 ) -> ApiResult<Option<E::Model>> {
     let id = parse_id::<E>(id)?;
-    Ok(scoped::<E>(tenant).filter(E::id_column().eq(id)).one(db).await?)
+    Ok(scoped::<E>(tenant)
+        .filter(E::id_column().eq(id))
+        .one(db)
+        .await?)
 }
 
 /// The row of `E` with `id` if it belongs to `tenant`, else `NOT_FOUND` (for mutations).
-pub async fn get_for_tenant<E: TenantOwned>(db: &impl ConnectionTrait, tenant: &str, id: &str) -> ApiResult<E::Model> {
-    find_for_tenant::<E>(db, tenant, id).await?.ok_or(ApiError::NotFound(E::NOUN))
+pub async fn get_for_tenant<E: TenantOwned>(
+    db: &impl ConnectionTrait,
+    tenant: &str,
+    id: &str,
+) -> ApiResult<E::Model> {
+    find_for_tenant::<E>(db, tenant, id)
+        .await?
+        .ok_or(ApiError::NotFound(E::NOUN))
 }

@@ -158,7 +158,10 @@ impl MigrationTrait for Migration {
                 .col(integer(Integrations::MaxInFlight))
                 .col(timestamp_with_time_zone(Integrations::CreatedAt))
                 .col(timestamp_with_time_zone(Integrations::UpdatedAt))
-                .foreign_key(&mut tenant_fk(Integrations::Table, "fk_integrations_tenant"))
+                .foreign_key(&mut tenant_fk(
+                    Integrations::Table,
+                    "fk_integrations_tenant",
+                ))
                 .foreign_key(
                     ForeignKey::create()
                         .name("fk_integrations_list")
@@ -187,7 +190,10 @@ impl MigrationTrait for Migration {
                 .col(integer(IntegrationHeaders::Position))
                 .col(string(IntegrationHeaders::Name))
                 .col(text(IntegrationHeaders::Value))
-                .foreign_key(&mut tenant_fk(IntegrationHeaders::Table, "fk_integration_headers_tenant"))
+                .foreign_key(&mut tenant_fk(
+                    IntegrationHeaders::Table,
+                    "fk_integration_headers_tenant",
+                ))
                 .foreign_key(
                     ForeignKey::create()
                         .name("fk_integration_headers_integration")
@@ -242,10 +248,19 @@ impl MigrationTrait for Migration {
         )
         .await?;
         for (name, cols) in [
-            ("ix_deliveries_tenant", vec![Deliveries::TenantId, Deliveries::Id]),
+            (
+                "ix_deliveries_tenant",
+                vec![Deliveries::TenantId, Deliveries::Id],
+            ),
             ("ix_deliveries_lead", vec![Deliveries::LeadId]),
-            ("ix_deliveries_integration", vec![Deliveries::IntegrationId, Deliveries::Status]),
-            ("ix_deliveries_due", vec![Deliveries::Status, Deliveries::NextAttemptAt]),
+            (
+                "ix_deliveries_integration",
+                vec![Deliveries::IntegrationId, Deliveries::Status],
+            ),
+            (
+                "ix_deliveries_due",
+                vec![Deliveries::Status, Deliveries::NextAttemptAt],
+            ),
         ] {
             let mut index = Index::create();
             index.name(name).table(Deliveries::Table);
@@ -271,7 +286,10 @@ impl MigrationTrait for Migration {
                 .col(string_len_null(DeliveryAttempts::ErrorKind, 16))
                 .col(text_null(DeliveryAttempts::Error))
                 .col(timestamp_with_time_zone(DeliveryAttempts::StartedAt))
-                .foreign_key(&mut tenant_fk(DeliveryAttempts::Table, "fk_delivery_attempts_tenant"))
+                .foreign_key(&mut tenant_fk(
+                    DeliveryAttempts::Table,
+                    "fk_delivery_attempts_tenant",
+                ))
                 .foreign_key(
                     ForeignKey::create()
                         .name("fk_delivery_attempts_delivery")

@@ -26,7 +26,11 @@ pub struct DeliverySettings {
 
 /// Command line of the standalone `leadrelay-worker` process.
 #[derive(clap::Parser, Debug, Clone)]
-#[command(name = "leadrelay-worker", version, about = "LeadRelay delivery worker (PostgreSQL + Redis)")]
+#[command(
+    name = "leadrelay-worker",
+    version,
+    about = "LeadRelay delivery worker (PostgreSQL + Redis)"
+)]
 pub struct WorkerConfig {
     /// PostgreSQL URL of the ledger (the same database as the api's).
     #[arg(long, env = "LEADRELAY_DATABASE_URL")]
@@ -46,11 +50,15 @@ pub struct WorkerConfig {
 pub struct Ladder(pub Vec<Duration>);
 
 fn parse_duration(raw: &str) -> Result<Duration, String> {
-    humantime::parse_duration(raw.trim()).map_err(|e| format!("{raw:?} is not a duration like 30s or 5m: {e}"))
+    humantime::parse_duration(raw.trim())
+        .map_err(|e| format!("{raw:?} is not a duration like 30s or 5m: {e}"))
 }
 
 fn parse_ladder(raw: &str) -> Result<Ladder, String> {
-    let steps = raw.split(',').map(parse_duration).collect::<Result<Vec<_>, _>>()?;
+    let steps = raw
+        .split(',')
+        .map(parse_duration)
+        .collect::<Result<Vec<_>, _>>()?;
     if steps.len() > 20 {
         return Err("at most 20 attempts".into());
     }
@@ -64,16 +72,32 @@ mod tests {
 
     #[test]
     fn default_ladder_is_five_attempts() {
-        let cfg = WorkerConfig::try_parse_from(["w", "--database-url", "postgres://x", "--redis-url", "redis://x"]).unwrap();
-        let mins = |m| Duration::from_secs(60 * m);
-        assert_eq!(cfg.delivery.retry_ladder.0, vec![Duration::ZERO, mins(1), mins(5), mins(15), mins(30)]);
+        let cfg = WorkerConfig::try_parse_from([
+            "w",
+            "--database-url",
+            "postgres://x",
+            "--redis-url",
+            "redis://x",
+        ])
+        .unwrap();
+        let mins = |m: u64| Duration::from_secs(60 * m);
+        assert_eq!(
+            cfg.delivery.retry_ladder.0,
+            vec![Duration::ZERO, mins(1), mins(5), mins(15), mins(30)]
+        );
         assert_eq!(cfg.delivery.lease, Duration::from_secs(30));
     }
 
     #[test]
     fn bad_ladder_names_the_setting() {
         let err = WorkerConfig::try_parse_from([
-            "w", "--database-url", "postgres://x", "--redis-url", "redis://x", "--retry-ladder", "0s,soon",
+            "w",
+            "--database-url",
+            "postgres://x",
+            "--redis-url",
+            "redis://x",
+            "--retry-ladder",
+            "0s,soon",
         ])
         .unwrap_err()
         .to_string();
@@ -84,7 +108,13 @@ mod tests {
     #[test]
     fn zero_concurrency_is_refused() {
         let res = WorkerConfig::try_parse_from([
-            "w", "--database-url", "postgres://x", "--redis-url", "redis://x", "--worker-concurrency", "0",
+            "w",
+            "--database-url",
+            "postgres://x",
+            "--redis-url",
+            "redis://x",
+            "--worker-concurrency",
+            "0",
         ]);
         assert!(res.is_err());
     }

@@ -12,10 +12,12 @@ use crate::{
 };
 use chrono::Utc;
 use leadrelay_entity::{
-    DeliveryStatus, Endpoint, delivery, delivery_attempt, integration, integration_header, lead, list,
+    DeliveryStatus, Endpoint, delivery, delivery_attempt, integration, integration_header, lead,
+    list,
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ActiveValue::Set,
+    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
     sea_query::{Expr, ExprTrait},
 };
 use serde_json::json;
@@ -31,9 +33,20 @@ pub struct Engine {
 
 impl Engine {
     /// An engine on the given ledger and event bus.
-    pub fn new(db: DatabaseConnection, events: EventBus, settings: DeliverySettings) -> Result<Self, Error> {
-        let outbound = Outbound::new(TargetPolicy { allow_insecure: settings.allow_insecure_targets })?;
-        Ok(Self { db, events, outbound, settings })
+    pub fn new(
+        db: DatabaseConnection,
+        events: EventBus,
+        settings: DeliverySettings,
+    ) -> Result<Self, Error> {
+        let outbound = Outbound::new(TargetPolicy {
+            allow_insecure: settings.allow_insecure_targets,
+        })?;
+        Ok(Self {
+            db,
+            events,
+            outbound,
+            settings,
+        })
     }
 
     /// Delivers one row. Errors are logged here: the row stays in the ledger, so nothing
@@ -61,7 +74,9 @@ impl Engine {
                 url: &integration.url,
                 headers: &request_headers,
                 body,
-                timeout: Duration::from_millis(u64::try_from(integration.timeout_ms).unwrap_or(10_000)),
+                timeout: Duration::from_millis(
+                    u64::try_from(integration.timeout_ms).unwrap_or(10_000),
+                ),
             })
             .await;
 
@@ -70,11 +85,17 @@ impl Engine {
             .enumerate()
             .map(|(i, (name, value))| {
                 // The first header is ours; every custom header value is a secret.
-                let shown = if i == 0 { value.clone() } else { secrets::preview(value) };
+                let shown = if i == 0 {
+                    value.clone()
+                } else {
+                    secrets::preview(value)
+                };
                 json!({ "name": name, "value": shown })
             })
             .collect();
-        let settled = self.settle(delivery, &integration.url, logged_headers, &outcome).await?;
+        let settled = self
+            .settle(delivery, &integration.url, logged_headers, &outcome)
+            .await?;
         self.publish(&settled).await;
         Ok(())
     }
@@ -83,29 +104,60 @@ impl Engine {
     /// job finds nothing to do.
     async fn claim(&self, delivery_id: &str) -> Result<Option<delivery::Model>, Error> {
         let now = Utc::now();
-        let lease = chrono::Duration::from_std(self.settings.lease).unwrap_or(chrono::Duration::seconds(30));
+        let lease = chrono::Duration::from_std(self.settings.lease)
+            .unwrap_or(chrono::Duration::seconds(30));
         let claimed = delivery::Entity::update_many()
-            .col_expr(delivery::Column::Status, Expr::value(DeliveryStatus::InFlight))
-            .col_expr(delivery::Column::AttemptCount, Expr::col(delivery::Column::AttemptCount).add(1))
+            .col_expr(
+                delivery::Column::Status,
+                Expr::value(DeliveryStatus::InFlight),
+            )
+            .col_expr(
+                delivery::Column::AttemptCount,
+                Expr::col(delivery::Column::AttemptCount).add(1),
+            )
             .col_expr(delivery::Column::LeaseUntil, Expr::value(now + lease))
             .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
             .filter(delivery::Column::Id.eq(delivery_id))
-            .filter(delivery::Column::Status.is_in([DeliveryStatus::Pending, DeliveryStatus::RetryScheduled]))
+            .filter(
+                delivery::Column::Status
+                    .is_in([DeliveryStatus::Pending, DeliveryStatus::RetryScheduled]),
+            )
             .exec(&self.db)
             .await?;
         if claimed.rows_affected == 0 {
             return Ok(None);
         }
-        Ok(delivery::Entity::find_by_id(delivery_id).one(&self.db).await?)
+        Ok(delivery::Entity::find_by_id(delivery_id)
+            .one(&self.db)
+            .await?)
     }
 
     async fn load(
         &self,
         d: &delivery::Model,
-    ) -> Result<(lead::Model, list::Model, integration::Model, Vec<integration_header::Model>), Error> {
-        let missing = |what: &str| Error::Db(sea_orm::DbErr::RecordNotFound(format!("{what} of delivery {}", d.id)));
-        let lead = lead::Entity::find_by_id(&d.lead_id).one(&self.db).await?.ok_or_else(|| missing("lead"))?;
-        let list = list::Entity::find_by_id(&d.list_id).one(&self.db).await?.ok_or_else(|| missing("list"))?;
+    ) -> Result<
+        (
+            lead::Model,
+            list::Model,
+            integration::Model,
+            Vec<integration_header::Model>,
+        ),
+        Error,
+    > {
+        let missing = |what: &str| {
+            Error::Db(sea_orm::DbErr::RecordNotFound(format!(
+                "{what} of delivery {}",
+                d.id
+            )))
+        };
+        let lead = lead::Entity::find_by_id(&d.lead_id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| missing("lead"))?;
+        let list = list::Entity::find_by_id(&d.list_id)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| missing("list"))?;
         let integration = integration::Entity::find_by_id(&d.integration_id)
             .one(&self.db)
             .await?
@@ -126,7 +178,11 @@ impl Engine {
         request_headers: Vec<serde_json::Value>,
         outcome: &Outcome,
     ) -> Result<delivery::Model, Error> {
-        let status = if outcome.is_success() { DeliveryStatus::Delivered } else { DeliveryStatus::Error };
+        let status = if outcome.is_success() {
+            DeliveryStatus::Delivered
+        } else {
+            DeliveryStatus::Error
+        };
         let now = Utc::now();
         let txn = self.db.begin().await?;
         delivery_attempt::Entity::insert(delivery_attempt::ActiveModel {
@@ -148,15 +204,27 @@ impl Engine {
         .await?;
         delivery::Entity::update_many()
             .col_expr(delivery::Column::Status, Expr::value(status))
-            .col_expr(delivery::Column::LastStatusCode, Expr::value(outcome.status.map(i32::from)))
-            .col_expr(delivery::Column::LeaseUntil, Expr::value(Option::<chrono::DateTime<Utc>>::None))
+            .col_expr(
+                delivery::Column::LastStatusCode,
+                Expr::value(outcome.status.map(i32::from)),
+            )
+            .col_expr(
+                delivery::Column::LeaseUntil,
+                Expr::value(Option::<chrono::DateTime<Utc>>::None),
+            )
             .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
             .filter(delivery::Column::Id.eq(&d.id))
             .filter(delivery::Column::Status.eq(DeliveryStatus::InFlight))
             .exec(&txn)
             .await?;
         txn.commit().await?;
-        Ok(delivery::Model { status, last_status_code: outcome.status.map(i32::from), lease_until: None, updated_at: now, ..d })
+        Ok(delivery::Model {
+            status,
+            last_status_code: outcome.status.map(i32::from),
+            lease_until: None,
+            updated_at: now,
+            ..d
+        })
     }
 
     async fn publish(&self, d: &delivery::Model) {

@@ -31,13 +31,19 @@ pub struct EventBus {
 impl EventBus {
     /// An in-process bus (embedded mode).
     pub fn local() -> Self {
-        Self { local: broadcast::channel(4096).0, redis: None }
+        Self {
+            local: broadcast::channel(4096).0,
+            redis: None,
+        }
     }
 
     /// A bus on Redis channels `{prefix}:events:{tenant}`. Local subscribers see events
     /// only once [`EventBus::relay_from_redis`] runs.
     pub fn redis(conn: ConnectionManager, prefix: &str) -> Self {
-        Self { local: broadcast::channel(4096).0, redis: Some((conn, prefix.to_owned())) }
+        Self {
+            local: broadcast::channel(4096).0,
+            redis: Some((conn, prefix.to_owned())),
+        }
     }
 
     /// Publishes an event. A lost event costs a live update only, never a delivery (the
@@ -73,7 +79,9 @@ impl EventBus {
     /// Forwards this installation's Redis events to local subscribers, reconnecting when
     /// the connection drops. Runs until the process ends.
     pub async fn relay_from_redis(self, client: redis::Client) {
-        let Some((_, prefix)) = &self.redis else { return };
+        let Some((_, prefix)) = &self.redis else {
+            return;
+        };
         let pattern = format!("{prefix}:events:*");
         loop {
             match client.get_async_pubsub().await {

@@ -6,7 +6,9 @@ use leadrelay_worker::WorkerConfig;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .init();
     let config = WorkerConfig::parse();
     let listener = tokio::net::TcpListener::bind(config.bind).await?;

@@ -89,7 +89,9 @@ impl Outbound {
             body_excerpt,
             duration: started.elapsed(),
             error_kind: (!(200..300).contains(&status)).then_some(AttemptErrorKind::Http),
-            error: error.or_else(|| (!(200..300).contains(&status)).then(|| format!("receiver answered HTTP {status}"))),
+            error: error.or_else(|| {
+                (!(200..300).contains(&status)).then(|| format!("receiver answered HTTP {status}"))
+            }),
         }
     }
 }
@@ -110,14 +112,21 @@ fn failed(e: &reqwest::Error, started: Instant) -> Outcome {
         AttemptErrorKind::Timeout
     } else if chain.contains("dns error") || chain.contains("failed to lookup address") {
         AttemptErrorKind::Dns
-    } else if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake") {
+    } else if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake")
+    {
         AttemptErrorKind::Tls
     } else if e.is_connect() {
         AttemptErrorKind::Connect
     } else {
         AttemptErrorKind::Http
     };
-    Outcome { status: None, body_excerpt: None, duration: started.elapsed(), error_kind: Some(kind), error: Some(chain) }
+    Outcome {
+        status: None,
+        body_excerpt: None,
+        duration: started.elapsed(),
+        error_kind: Some(kind),
+        error: Some(chain),
+    }
 }
 
 /// The error and its sources in one line, e.g. `error sending request: connection refused`.

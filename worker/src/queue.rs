@@ -19,7 +19,7 @@ pub struct DeliverLead {
 /// Where jobs are pushed.
 #[derive(Clone)]
 pub enum Queue {
-    Redis(RedisStorage<DeliverLead>),
+    Redis(Box<RedisStorage<DeliverLead>>),
     Local(mpsc::UnboundedSender<DeliverLead>),
 }
 
@@ -42,7 +42,7 @@ fn redis_config(prefix: &str, concurrency: u16) -> RedisQueueConfig {
 impl Queue {
     /// A queue of apalis jobs in Redis under `{prefix}:deliveries`.
     pub fn redis(conn: ConnectionManager, prefix: &str, concurrency: u16) -> Self {
-        Queue::Redis(RedisStorage::new(conn).with_config(redis_config(prefix, concurrency)))
+        Queue::Redis(Box::new(RedisStorage::new(conn).with_config(redis_config(prefix, concurrency))))
     }
 
     /// An in-process queue and its receiver.
@@ -56,13 +56,17 @@ impl Queue {
         match self {
             Queue::Local(tx) => {
                 for delivery_id in delivery_ids {
-                    tx.send(DeliverLead { delivery_id }).map_err(|_| Error::Queue("the in-process worker has stopped".into()))?;
+                    tx.send(DeliverLead { delivery_id })
+                        .map_err(|_| Error::Queue("the in-process worker has stopped".into()))?;
                 }
             }
             Queue::Redis(storage) => {
-                let mut storage = storage.clone();
+                let mut storage = (**storage).clone();
                 for delivery_id in delivery_ids {
-                    storage.push(DeliverLead { delivery_id }).await.map_err(|e| Error::Queue(e.to_string()))?;
+                    storage
+                        .push(DeliverLead { delivery_id })
+                        .await
+                        .map_err(|e| Error::Queue(e.to_string()))?;
                 }
             }
         }
@@ -75,7 +79,9 @@ impl Queue {
 pub async fn run_local(engine: Arc<Engine>, mut jobs: LocalJobs, concurrency: u16) {
     let permits = Arc::new(Semaphore::new(usize::from(concurrency)));
     while let Some(job) = jobs.recv().await {
-        let Ok(permit) = permits.clone().acquire_owned().await else { break };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
         let engine = engine.clone();
         tokio::spawn(async move {
             engine.deliver(&job.delivery_id).await;
@@ -121,5 +127,6 @@ pub async fn run_redis(
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname").map_or_else(|_| "worker".to_owned(), |h| h.trim().to_owned())
+    std::fs::read_to_string("/etc/hostname")
+        .map_or_else(|_| "worker".to_owned(), |h| h.trim().to_owned())
 }

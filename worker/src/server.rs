@@ -13,7 +13,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let settings = config.delivery;
-    let ledger = db::connect(&config.database_url, u32::from(settings.worker_concurrency) + 2).await?;
+    let ledger = db::connect(
+        &config.database_url,
+        u32::from(settings.worker_concurrency) + 2,
+    )
+    .await?;
     let client = redis::Client::open(config.redis_url.as_str())?;
     let conn = client.get_connection_manager().await?;
     let events = EventBus::redis(conn.clone(), &settings.redis_prefix);

@@ -61,7 +61,11 @@ impl TargetPolicy {
             v4 => v4,
         };
         if ip.is_loopback() {
-            return if self.allow_insecure { Ok(()) } else { Err(TargetError::Loopback) };
+            return if self.allow_insecure {
+                Ok(())
+            } else {
+                Err(TargetError::Loopback)
+            };
         }
         if is_reserved(ip) {
             return Err(TargetError::Reserved(ip));
@@ -106,8 +110,12 @@ fn is_reserved_v6(ip: Ipv6Addr) -> bool {
 mod tests {
     use super::*;
 
-    const STRICT: TargetPolicy = TargetPolicy { allow_insecure: false };
-    const DEV: TargetPolicy = TargetPolicy { allow_insecure: true };
+    const STRICT: TargetPolicy = TargetPolicy {
+        allow_insecure: false,
+    };
+    const DEV: TargetPolicy = TargetPolicy {
+        allow_insecure: true,
+    };
 
     #[test]
     fn https_public_host_is_allowed() {
@@ -117,14 +125,25 @@ mod tests {
 
     #[test]
     fn http_is_refused_without_the_switch() {
-        assert_eq!(STRICT.check_url("http://example.com/"), Err(TargetError::Scheme));
-        assert_eq!(STRICT.check_url("ftp://example.com/"), Err(TargetError::Scheme));
+        assert_eq!(
+            STRICT.check_url("http://example.com/"),
+            Err(TargetError::Scheme)
+        );
+        assert_eq!(
+            STRICT.check_url("ftp://example.com/"),
+            Err(TargetError::Scheme)
+        );
         assert!(DEV.check_url("http://example.com/").is_ok());
     }
 
     #[test]
     fn loopback_needs_the_switch() {
-        for url in ["https://127.0.0.1/", "https://[::1]/", "https://localhost/", "https://a.localhost./"] {
+        for url in [
+            "https://127.0.0.1/",
+            "https://[::1]/",
+            "https://localhost/",
+            "https://a.localhost./",
+        ] {
             assert_eq!(STRICT.check_url(url), Err(TargetError::Loopback), "{url}");
             assert!(DEV.check_url(url).is_ok(), "{url}");
         }
@@ -144,13 +163,19 @@ mod tests {
             "http://[::ffff:10.0.0.1]/",
             "http://224.0.0.1/",
         ] {
-            assert!(matches!(DEV.check_url(url), Err(TargetError::Reserved(_))), "{url}");
+            assert!(
+                matches!(DEV.check_url(url), Err(TargetError::Reserved(_))),
+                "{url}"
+            );
         }
     }
 
     #[test]
     fn garbage_and_credentials_are_refused() {
         assert_eq!(STRICT.check_url("not a url"), Err(TargetError::Invalid));
-        assert_eq!(STRICT.check_url("https://user:pw@example.com/"), Err(TargetError::Credentials));
+        assert_eq!(
+            STRICT.check_url("https://user:pw@example.com/"),
+            Err(TargetError::Credentials)
+        );
     }
 }

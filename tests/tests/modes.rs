@@ -1,0 +1,159 @@
+//! The two modes, one engine: production with the worker as a separate process, and
+//! embedded on SQLite; in both a subscriber sees the delivery go IN_FLIGHT and DELIVERED.
+
+use leadrelay_tests::{Mode, Receiver, Session, Subscription, TestApp};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// Collects subscription events until `status` arrives for `delivery_id`.
+async fn statuses_until(sub: &mut Subscription, delivery_id: &str, last: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    while !seen.iter().any(|s| s == last) {
+        let data = sub
+            .next_data(Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|| panic!("no event after {seen:?}"));
+        let event = &data["deliveryUpdates"];
+        assert_eq!(
+            event["delivery"]["id"], delivery_id,
+            "an event of another delivery: {event}"
+        );
+        seen.push(event["status"].as_str().unwrap().to_owned());
+    }
+    seen
+}
+
+async fn lead_travels_and_is_watched(app: &TestApp) {
+    let receiver = Receiver::start().await;
+    let owner: Session = app.signup().await;
+    let list = app.create_list(&owner, "Watched").await;
+    app.create_integration(
+        &owner,
+        &list.id,
+        &receiver.url("/in"),
+        &[("X-Token", "tok-abcdef-123456")],
+    )
+    .await;
+    let mut sub = app.subscribe_deliveries(&owner).await;
+
+    let (status, answer) = app
+        .post_lead(&list.inbound_url, &json!({"email": "watch@example.com"}))
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let body = receiver.wait_for(1, Duration::from_secs(20)).await[0].json();
+    assert_eq!(body["lead"]["email"], "watch@example.com");
+
+    let deliveries = app
+        .lead_deliveries(&owner, answer["lead_id"].as_str().unwrap())
+        .await;
+    let seen = statuses_until(&mut sub, &deliveries[0], "DELIVERED").await;
+    assert_eq!(seen, ["IN_FLIGHT", "DELIVERED"]);
+    let delivery = app
+        .wait_for_delivery(&owner, &deliveries[0], "DELIVERED")
+        .await;
+    assert_eq!(delivery["attempts"][0]["statusCode"], 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_mode_with_a_separate_worker_process() {
+    let app = TestApp::start(
+        Mode::ProductionNoWorker,
+        &["--allow-insecure-targets", "true"],
+    )
+    .await;
+    let _worker = app.spawn_worker().await;
+    lead_travels_and_is_watched(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_mode_on_sqlite() {
+    let app = TestApp::embedded().await;
+    assert!(app.database_url.starts_with("sqlite://"));
+    lead_travels_and_is_watched(&app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_see_only_their_own_tenant() {
+    let app = TestApp::production().await;
+    let receiver = Receiver::start().await;
+    let (alice, bob) = (app.signup().await, app.signup().await);
+    let alice_list = app.create_list(&alice, "A").await;
+    let bob_list = app.create_list(&bob, "B").await;
+    app.create_integration(&alice, &alice_list.id, &receiver.url("/a"), &[])
+        .await;
+    app.create_integration(&bob, &bob_list.id, &receiver.url("/b"), &[])
+        .await;
+    let mut bob_sub = app.subscribe_deliveries(&bob).await;
+
+    app.post_lead(&alice_list.inbound_url, &json!({"email": "a@example.com"}))
+        .await;
+    receiver.wait_for(1, Duration::from_secs(15)).await;
+    let (_, answer) = app
+        .post_lead(&bob_list.inbound_url, &json!({"email": "b@example.com"}))
+        .await;
+    let bob_delivery = app
+        .lead_deliveries(&bob, answer["lead_id"].as_str().unwrap())
+        .await
+        .remove(0);
+    // Every event Bob sees is about Bob's delivery, ending with DELIVERED.
+    let seen = statuses_until(&mut bob_sub, &bob_delivery, "DELIVERED").await;
+    assert_eq!(seen.last().map(String::as_str), Some("DELIVERED"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_without_a_valid_token_is_refused() {
+    let app = TestApp::production().await;
+    let refused = Subscription::try_open(
+        &app.base,
+        "not-a-token",
+        "subscription { deliveryUpdates { status } }",
+    )
+    .await;
+    assert!(refused.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_readiness_in_both_modes() {
+    for app in [TestApp::production().await, TestApp::embedded().await] {
+        let health = app
+            .http
+            .get(format!("{}/healthz", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+        let ready = app
+            .http
+            .get(format!("{}/readyz", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), 200);
+        let body: Value = ready.json().await.unwrap();
+        assert_eq!(body["database"], true);
+        assert_eq!(
+            body["redis"],
+            if app.mode == Mode::Embedded {
+                Value::Null
+            } else {
+                Value::Bool(true)
+            }
+        );
+        let page = app.http.get(format!("{}/", app.base)).send().await.unwrap();
+        assert!(page.text().await.unwrap().contains("LeadRelay"));
+        let graphiql = app
+            .http
+            .get(format!("{}/graphql", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            graphiql
+                .text()
+                .await
+                .unwrap()
+                .to_lowercase()
+                .contains("graphiql")
+        );
+    }
+}

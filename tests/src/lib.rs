@@ -328,7 +328,7 @@ impl TestApp {
             let data = self
                 .gql_ok(
                     &session.token,
-                    "query($id: ID!) { delivery(id: $id) { id status attemptCount isTest
+                    "query($id: ID!) { delivery(id: $id) { id status attemptCount nextAttemptAt isTest
                         lead { id email } integration { id }
                         attempts { number endpoint url statusCode responseBody durationMs errorKind error
                                    requestHeaders { name valuePreview } startedAt } } }",

@@ -89,6 +89,7 @@ async fn json_lead_is_delivered_with_the_seed_body_and_custom_headers() {
         .wait_for_delivery(&owner, &deliveries[0], "DELIVERED")
         .await;
     assert_eq!(delivery["attemptCount"], 1);
+    assert_eq!(delivery["nextAttemptAt"], serde_json::Value::Null);
     assert_eq!(delivery["lead"]["email"], "ana@example.com");
     let attempt = &delivery["attempts"][0];
     assert_eq!(attempt["number"], 1);

@@ -116,6 +116,10 @@ impl Engine {
                 Expr::col(delivery::Column::AttemptCount).add(1),
             )
             .col_expr(delivery::Column::LeaseUntil, Expr::value(now + lease))
+            .col_expr(
+                delivery::Column::NextAttemptAt,
+                Expr::value(Option::<chrono::DateTime<Utc>>::None),
+            )
             .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
             .filter(delivery::Column::Id.eq(delivery_id))
             .filter(

@@ -42,7 +42,9 @@ fn redis_config(prefix: &str, concurrency: u16) -> RedisQueueConfig {
 impl Queue {
     /// A queue of apalis jobs in Redis under `{prefix}:deliveries`.
     pub fn redis(conn: ConnectionManager, prefix: &str, concurrency: u16) -> Self {
-        Queue::Redis(Box::new(RedisStorage::new(conn).with_config(redis_config(prefix, concurrency))))
+        Queue::Redis(Box::new(
+            RedisStorage::new(conn).with_config(redis_config(prefix, concurrency)),
+        ))
     }
 
     /// An in-process queue and its receiver.

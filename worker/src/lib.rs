@@ -13,6 +13,7 @@ pub mod payload;
 pub mod queue;
 pub mod secrets;
 pub mod server;
+pub mod signing;
 pub mod targets;
 
 pub use config::{DeliverySettings, WorkerConfig};

@@ -91,6 +91,32 @@ pub fn auth<'a>(ctx: &Context<'a>) -> ApiResult<&'a Auth> {
         })
 }
 
+/// A GraphQL guard: the caller's role must be at least this one.
+pub struct RequireRole(pub Role);
+
+fn rank(role: Role) -> u8 {
+    match role {
+        Role::Member => 0,
+        Role::Admin => 1,
+        Role::Owner => 2,
+    }
+}
+
+impl async_graphql::Guard for RequireRole {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        let auth = auth(ctx).map_err(crate::error::GqlError::from)?;
+        if rank(auth.role) >= rank(self.0) {
+            Ok(())
+        } else {
+            let needed = format!("{:?}", self.0).to_uppercase();
+            Err(crate::error::GqlError::from(ApiError::Forbidden(format!(
+                "this needs the {needed} role or higher"
+            )))
+            .into())
+        }
+    }
+}
+
 /// The shared state from the GraphQL context.
 pub fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
     ctx.data_unchecked::<AppState>()

@@ -2,21 +2,22 @@
 //! delivery state changes.
 
 use crate::{
-    auth::{auth, state},
-    error::{GqlError, GqlResult},
+    auth::{RequireRole, auth, state},
+    error::{ApiError, ApiResult, GqlError, GqlResult},
     integrations::{self, Header, Integration},
     leads::{self, Lead},
     pagination::{Page, paginate},
-    tenancy::{find_for_tenant, get_for_tenant, parse_id, scoped},
+    state::AppState,
+    tenancy::{find_for_tenant, get_for_tenant, parse_id, scoped, scoped_update},
 };
 use async_graphql::{ComplexObject, Context, ID, InputObject, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt, stream};
 use leadrelay_entity::{
-    AttemptErrorKind, DeliveryStatus, Endpoint, delivery, delivery_attempt, integration, list,
+    AttemptErrorKind, DeliveryStatus, Endpoint, Role, delivery, delivery_attempt, integration, list,
 };
-use leadrelay_worker::DeliveryEvent as BusEvent;
-use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+use leadrelay_worker::{DeliveryEvent as BusEvent, engine};
+use sea_orm::{ColumnTrait, Condition, QueryFilter, QueryOrder, sea_query::Expr};
 use tokio::sync::broadcast::error::RecvError;
 
 /// One lead going to one integration.
@@ -28,7 +29,10 @@ pub struct Delivery {
     pub attempt_count: i32,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub last_status_code: Option<i32>,
+    /// The endpoint the current ladder runs on.
+    pub endpoint: Endpoint,
     pub is_test: bool,
+    pub delivered_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[graphql(skip)]
@@ -47,7 +51,9 @@ impl From<delivery::Model> for Delivery {
             attempt_count: m.attempt_count,
             next_attempt_at: m.next_attempt_at,
             last_status_code: m.last_status_code,
+            endpoint: m.endpoint,
             is_test: m.is_test,
+            delivered_at: m.delivered_at,
             created_at: m.created_at,
             updated_at: m.updated_at,
             tenant_id: m.tenant_id,
@@ -140,6 +146,131 @@ pub struct DeliveryFilter {
     pub to: Option<DateTime<Utc>>,
 }
 
+impl DeliveryFilter {
+    /// The filter as a condition on deliveries (the caller scopes it to a tenant).
+    fn condition(&self) -> ApiResult<Condition> {
+        let mut c = Condition::all();
+        if let Some(id) = &self.list_id {
+            c = c.add(delivery::Column::ListId.eq(parse_id::<list::Entity>(id)?));
+        }
+        if let Some(id) = &self.integration_id {
+            c = c.add(delivery::Column::IntegrationId.eq(parse_id::<integration::Entity>(id)?));
+        }
+        if let Some(statuses) = &self.status {
+            c = c.add(delivery::Column::Status.is_in(statuses.clone()));
+        }
+        if let Some(is_test) = self.is_test {
+            c = c.add(delivery::Column::IsTest.eq(is_test));
+        }
+        if let Some(from) = self.from {
+            c = c.add(delivery::Column::CreatedAt.gte(from));
+        }
+        if let Some(to) = self.to {
+            c = c.add(delivery::Column::CreatedAt.lt(to));
+        }
+        Ok(c)
+    }
+}
+
+/// Deliveries a resend may restart: finished ones.
+const RESENDABLE: [DeliveryStatus; 3] = [
+    DeliveryStatus::Failed,
+    DeliveryStatus::Error,
+    DeliveryStatus::Delivered,
+];
+
+/// The answer to a bulk resend.
+#[derive(SimpleObject)]
+pub struct BulkResend {
+    /// How many deliveries were put back in the queue.
+    pub count: u64,
+}
+
+/// Puts the restarted rows in the queue and tells subscribers.
+async fn enqueue_resent(app: &AppState, rows: &[delivery::Model]) {
+    for row in rows {
+        app.events
+            .publish(BusEvent::new(row, row.attempt_count))
+            .await;
+    }
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    if let Err(e) = app.queue.push(ids).await {
+        // The rows are PENDING in the ledger; the sweeper sends them.
+        tracing::warn!(error = %e, "enqueueing resent deliveries");
+    }
+}
+
+/// `resendDelivery` and `resendDeliveries`.
+#[derive(Default)]
+pub struct DeliveryMutation;
+
+#[Object]
+impl DeliveryMutation {
+    /// Sends a finished delivery again with the integration's current URL, headers and
+    /// body format: a new ladder from the primary URL; attempt numbers continue.
+    #[graphql(guard = "RequireRole(Role::Admin)")]
+    async fn resend_delivery(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Delivery> {
+        let (auth, app) = (auth(ctx)?, state(ctx));
+        let current = get_for_tenant::<delivery::Entity>(&app.db, &auth.tenant_id, &id).await?;
+        let in_progress = || {
+            ApiError::Conflict(format!("the delivery is {:?} and will be attempted anyway; resend it once it has finished", current.status).to_uppercase())
+        };
+        if !RESENDABLE.contains(&current.status) {
+            return Err(in_progress().into());
+        }
+        let rows = restart(
+            &auth.tenant_id,
+            Condition::all().add(delivery::Column::Id.eq(current.id.as_str())),
+        )
+        .exec_with_returning(&app.db)
+        .await?;
+        if rows.is_empty() {
+            return Err(in_progress().into());
+        }
+        enqueue_resent(app, &rows).await;
+        Ok(rows[0].clone().into())
+    }
+
+    /// Resends every finished delivery that matches the filter. The selection is written
+    /// to the ledger in one statement, so a crash part-way loses none of them.
+    #[graphql(guard = "RequireRole(Role::Admin)")]
+    async fn resend_deliveries(
+        &self,
+        ctx: &Context<'_>,
+        filter: DeliveryFilter,
+    ) -> GqlResult<BulkResend> {
+        let (auth, app) = (auth(ctx)?, state(ctx));
+        let rows = restart(&auth.tenant_id, filter.condition()?)
+            .exec_with_returning(&app.db)
+            .await?;
+        enqueue_resent(app, &rows).await;
+        Ok(BulkResend {
+            count: rows.len() as u64,
+        })
+    }
+}
+
+/// The UPDATE that puts finished deliveries matching `condition` back to PENDING on a
+/// fresh ladder from the primary endpoint.
+fn restart(tenant_id: &str, condition: Condition) -> sea_orm::UpdateMany<delivery::Entity> {
+    let now = engine::now();
+    scoped_update::<delivery::Entity>(tenant_id)
+        .col_expr(
+            delivery::Column::Status,
+            Expr::value(DeliveryStatus::Pending),
+        )
+        .col_expr(delivery::Column::Endpoint, Expr::value(Endpoint::Primary))
+        .col_expr(delivery::Column::LadderAttempts, Expr::value(0))
+        .col_expr(delivery::Column::NextAttemptAt, Expr::value(Some(now)))
+        .col_expr(
+            delivery::Column::LeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
+        .filter(condition)
+        .filter(delivery::Column::Status.is_in(RESENDABLE))
+}
+
 /// `delivery` and `deliveries`.
 #[derive(Default)]
 pub struct DeliveryQuery;
@@ -165,27 +296,8 @@ impl DeliveryQuery {
         after: Option<String>,
     ) -> GqlResult<Page<Delivery>> {
         let (auth, app) = (auth(ctx)?, state(ctx));
-        let f = filter.unwrap_or_default();
-        let mut select = scoped::<delivery::Entity>(&auth.tenant_id);
-        if let Some(id) = &f.list_id {
-            select = select.filter(delivery::Column::ListId.eq(parse_id::<list::Entity>(id)?));
-        }
-        if let Some(id) = &f.integration_id {
-            select = select
-                .filter(delivery::Column::IntegrationId.eq(parse_id::<integration::Entity>(id)?));
-        }
-        if let Some(statuses) = f.status {
-            select = select.filter(delivery::Column::Status.is_in(statuses));
-        }
-        if let Some(is_test) = f.is_test {
-            select = select.filter(delivery::Column::IsTest.eq(is_test));
-        }
-        if let Some(from) = f.from {
-            select = select.filter(delivery::Column::CreatedAt.gte(from));
-        }
-        if let Some(to) = f.to {
-            select = select.filter(delivery::Column::CreatedAt.lt(to));
-        }
+        let select = scoped::<delivery::Entity>(&auth.tenant_id)
+            .filter(filter.unwrap_or_default().condition()?);
         Ok(paginate(&app.db, select, first, after, Delivery::from).await?)
     }
 }

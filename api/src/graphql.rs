@@ -3,7 +3,7 @@
 
 use crate::{
     auth::{Auth, AuthMutation, AuthQuery},
-    deliveries::{DeliveryQuery, DeliverySubscription},
+    deliveries::{DeliveryMutation, DeliveryQuery, DeliverySubscription},
     integrations::{IntegrationMutation, IntegrationQuery},
     leads::LeadQuery,
     lists::{ListMutation, ListQuery},
@@ -33,7 +33,12 @@ pub struct Query(
 
 /// Every mutation.
 #[derive(MergedObject, Default)]
-pub struct Mutation(AuthMutation, ListMutation, IntegrationMutation);
+pub struct Mutation(
+    AuthMutation,
+    ListMutation,
+    IntegrationMutation,
+    DeliveryMutation,
+);
 
 /// Every subscription.
 #[derive(MergedSubscription, Default)]

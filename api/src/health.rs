@@ -1,4 +1,5 @@
-//! `/healthz` (the process answers) and `/readyz` (its database and Redis answer).
+//! `/healthz` (the process answers) and `/readyz` (its database and Redis answer; it
+//! also reports how many workers sent a heartbeat lately).
 
 use crate::state::AppState;
 use axum::{Json, extract::State, http::StatusCode};

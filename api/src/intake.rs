@@ -12,7 +12,7 @@ use axum::{
     http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
 };
 use chrono::Utc;
-use leadrelay_entity::{DeliveryStatus, LeadStatus, delivery, integration, lead, list};
+use leadrelay_entity::{DeliveryStatus, Endpoint, LeadStatus, delivery, integration, lead, list};
 use leadrelay_worker::ids::new_id;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
 use serde_json::{Map, Value, json};
@@ -238,6 +238,9 @@ pub async fn inbound(
                 lease_until: Set(None),
                 last_status_code: Set(None),
                 is_test: Set(false),
+                endpoint: Set(Endpoint::Primary),
+                ladder_attempts: Set(0),
+                delivered_at: Set(None),
                 created_at: Set(now),
                 updated_at: Set(now),
             });

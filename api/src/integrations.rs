@@ -2,9 +2,10 @@
 //! through the API, never read back (only a preview).
 
 use crate::{
-    auth::{auth, state},
+    auth::{RequireRole, auth, state},
     error::{ApiError, ApiResult, GqlResult},
     lists::{self, List},
+    state::AppState,
     tenancy::{find_for_tenant, get_for_tenant, scoped},
 };
 use async_graphql::{
@@ -12,11 +13,13 @@ use async_graphql::{
 };
 use axum::http::{HeaderName, HeaderValue};
 use chrono::{DateTime, Utc};
-use leadrelay_entity::{IntegrationKind, integration, integration_header, list};
-use leadrelay_worker::{ids::new_id, secrets, targets::TargetPolicy};
+use leadrelay_entity::{
+    DeliveryStatus, IntegrationKind, Role, delivery, integration, integration_header, list,
+};
+use leadrelay_worker::{ids::new_id, secrets, signing, targets::TargetPolicy};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
 
 /// A header as the API shows it: its name and a preview of its value.
@@ -38,12 +41,28 @@ pub struct Integration {
     pub active: bool,
     pub timeout_ms: i32,
     pub max_in_flight: i32,
+    /// Pause after this many consecutive failed deliveries; null: never.
+    pub auto_pause_after: Option<i32>,
+    /// Why the integration was paused automatically, if it was.
+    pub paused_reason: Option<String>,
+    pub health: Health,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[graphql(skip)]
     pub tenant_id: String,
     #[graphql(skip)]
     pub list_id: String,
+    #[graphql(skip)]
+    signing_secret: String,
+}
+
+/// How an integration's deliveries are going.
+#[derive(SimpleObject, Clone)]
+pub struct Health {
+    /// Failed deliveries in a row since the last success.
+    pub consecutive_failures: i32,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_failure_at: Option<DateTime<Utc>>,
 }
 
 impl From<integration::Model> for Integration {
@@ -57,10 +76,18 @@ impl From<integration::Model> for Integration {
             active: m.active,
             timeout_ms: m.timeout_ms,
             max_in_flight: m.max_in_flight,
+            auto_pause_after: m.auto_pause_after,
+            paused_reason: m.paused_reason,
+            health: Health {
+                consecutive_failures: m.consecutive_failures,
+                last_success_at: m.last_success_at,
+                last_failure_at: m.last_failure_at,
+            },
             created_at: m.created_at,
             updated_at: m.updated_at,
             tenant_id: m.tenant_id,
             list_id: m.list_id,
+            signing_secret: m.signing_secret,
         }
     }
 }
@@ -81,6 +108,12 @@ impl Integration {
                 name: h.name,
             })
             .collect())
+    }
+
+    /// The `whsec_` secret receivers verify signatures with (OWNER and ADMIN only).
+    #[graphql(guard = "RequireRole(Role::Admin)")]
+    async fn signing_secret(&self) -> &str {
+        &self.signing_secret
     }
 
     /// The list whose leads this integration receives.
@@ -114,6 +147,8 @@ pub struct CreateIntegrationInput {
     pub max_in_flight: i32,
     #[graphql(default)]
     pub headers: Vec<HeaderInput>,
+    /// Pause after this many consecutive failed deliveries (1 to 1000); unset: never.
+    pub auto_pause_after: Option<i32>,
 }
 
 /// Fields given are changed; `headers` given replaces them all; `fallbackUrl: null` removes it.
@@ -126,6 +161,8 @@ pub struct UpdateIntegrationInput {
     pub timeout_ms: Option<i32>,
     pub max_in_flight: Option<i32>,
     pub headers: Option<Vec<HeaderInput>>,
+    /// `null` turns auto-pause off.
+    pub auto_pause_after: MaybeUndefined<i32>,
 }
 
 const MAX_HEADERS: usize = 50;
@@ -178,6 +215,16 @@ fn valid_max_in_flight(n: i32) -> ApiResult<i32> {
     } else {
         Err(ApiError::BadInput(
             "maxInFlight: must be between 1 and 1000".into(),
+        ))
+    }
+}
+
+fn valid_auto_pause(n: i32) -> ApiResult<i32> {
+    if (1..=1000).contains(&n) {
+        Ok(n)
+    } else {
+        Err(ApiError::BadInput(
+            "autoPauseAfter: must be between 1 and 1000".into(),
         ))
     }
 }
@@ -297,6 +344,14 @@ impl IntegrationMutation {
             active: Set(input.active),
             timeout_ms: Set(valid_timeout(input.timeout_ms)?),
             max_in_flight: Set(valid_max_in_flight(input.max_in_flight)?),
+            signing_secret: Set(signing::generate_secret()),
+            previous_signing_secret: Set(None),
+            previous_secret_expires_at: Set(None),
+            auto_pause_after: Set(input.auto_pause_after.map(valid_auto_pause).transpose()?),
+            consecutive_failures: Set(0),
+            last_success_at: Set(None),
+            last_failure_at: Set(None),
+            paused_reason: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         };
@@ -316,6 +371,7 @@ impl IntegrationMutation {
     ) -> GqlResult<Integration> {
         let (auth, app) = (auth(ctx)?, state(ctx));
         let current = get_for_tenant::<integration::Entity>(&app.db, &auth.tenant_id, &id).await?;
+        let reactivated = !current.active && input.active == Some(true);
         let mut model = current.into_active_model();
         if let Some(name) = &input.name {
             model.name = Set(valid_name(name)?);
@@ -333,6 +389,15 @@ impl IntegrationMutation {
         if let Some(active) = input.active {
             model.active = Set(active);
         }
+        if reactivated {
+            model.paused_reason = Set(None);
+            model.consecutive_failures = Set(0);
+        }
+        match input.auto_pause_after {
+            MaybeUndefined::Value(n) => model.auto_pause_after = Set(Some(valid_auto_pause(n)?)),
+            MaybeUndefined::Null => model.auto_pause_after = Set(None),
+            MaybeUndefined::Undefined => {}
+        }
         if let Some(ms) = input.timeout_ms {
             model.timeout_ms = Set(valid_timeout(ms)?);
         }
@@ -347,8 +412,56 @@ impl IntegrationMutation {
             replace_headers(&txn, &auth.tenant_id, &model.id, headers).await?;
         }
         txn.commit().await?;
+        if reactivated {
+            enqueue_waiting(app, &auth.tenant_id, &model.id).await?;
+        }
         Ok(model.into())
     }
+
+    /// Starts signing with a new secret; the old one keeps signing alongside it for 24
+    /// hours, so receivers can switch without losing a lead.
+    #[graphql(guard = "RequireRole(Role::Admin)")]
+    async fn rotate_signing_secret(
+        &self,
+        ctx: &Context<'_>,
+        integration_id: ID,
+    ) -> GqlResult<Integration> {
+        let (auth, app) = (auth(ctx)?, state(ctx));
+        let current =
+            get_for_tenant::<integration::Entity>(&app.db, &auth.tenant_id, &integration_id)
+                .await?;
+        let now = Utc::now();
+        let mut model = current.clone().into_active_model();
+        model.previous_signing_secret = Set(Some(current.signing_secret));
+        model.previous_secret_expires_at = Set(Some(now + SECRET_OVERLAP));
+        model.signing_secret = Set(signing::generate_secret());
+        model.updated_at = Set(now);
+        Ok(model.update(&app.db).await?.into())
+    }
+}
+
+/// How long the previous signing secret keeps signing after a rotation.
+const SECRET_OVERLAP: chrono::Duration = chrono::Duration::hours(24);
+
+/// Re-enqueues an integration's due deliveries when it is active again (they waited in
+/// the ledger while it was paused).
+async fn enqueue_waiting(app: &AppState, tenant_id: &str, integration_id: &str) -> ApiResult<()> {
+    let ids: Vec<String> = scoped::<delivery::Entity>(tenant_id)
+        .select_only()
+        .column(delivery::Column::Id)
+        .filter(delivery::Column::IntegrationId.eq(integration_id))
+        .filter(
+            delivery::Column::Status
+                .is_in([DeliveryStatus::Pending, DeliveryStatus::RetryScheduled]),
+        )
+        .into_tuple()
+        .all(&app.db)
+        .await?;
+    if let Err(e) = app.queue.push(ids).await {
+        // The sweeper finds them in the ledger.
+        tracing::warn!(error = %e, integration_id, "enqueueing deliveries of a reactivated integration");
+    }
+    Ok(())
 }
 
 /// Loads an integration of the caller's tenant (for other modules' resolvers).

@@ -25,7 +25,9 @@ use axum::{
     routing::{get, post},
 };
 use leadrelay_migration::{Migrator, MigratorTrait};
-use leadrelay_worker::{Engine, EventBus, Queue, db, queue, targets::TargetPolicy};
+use leadrelay_worker::{
+    Engine, EventBus, Queue, db, heartbeat, queue, server, targets::TargetPolicy,
+};
 use std::{future::Future, path::Path, sync::Arc};
 use tokio::net::TcpListener;
 
@@ -101,7 +103,7 @@ pub async fn serve(
     let settings = config.delivery.clone();
     let runs_worker = config.runs_worker();
 
-    let (queue, events, redis) = match &config.redis_url {
+    let (queue, events, redis, local_jobs) = match &config.redis_url {
         Some(url) => {
             let client = redis::Client::open(url.as_str()).context("LEADRELAY_REDIS_URL")?;
             let conn = client
@@ -115,31 +117,46 @@ pub async fn serve(
                 &settings.redis_prefix,
                 settings.worker_concurrency,
             );
-            if runs_worker {
-                let engine = Arc::new(Engine::new(db.clone(), events.clone(), settings.clone())?);
-                let (conn, prefix, concurrency) = (
-                    conn.clone(),
-                    settings.redis_prefix.clone(),
-                    settings.worker_concurrency,
-                );
-                tokio::spawn(async move {
-                    if let Err(e) =
-                        queue::run_redis(engine, conn, prefix, concurrency, std::future::pending())
-                            .await
-                    {
-                        tracing::error!(error = %e, "embedded worker stopped");
-                    }
-                });
-            }
-            (queue, events, Some(conn))
+            (queue, events, Some(conn), None)
         }
         None => {
-            let events = EventBus::local();
             let (queue, jobs) = Queue::local();
-            let engine = Arc::new(Engine::new(db.clone(), events.clone(), settings.clone())?);
-            tokio::spawn(queue::run_local(engine, jobs, settings.worker_concurrency));
-            (queue, events, None)
+            (queue, EventBus::local(), None, Some(jobs))
         }
+    };
+    // Tells an embedded Redis worker to stop claiming once serving has ended.
+    let (stop, _) = tokio::sync::watch::channel(false);
+    let worker = if runs_worker {
+        let engine = Arc::new(Engine::new(
+            db.clone(),
+            events.clone(),
+            queue.clone(),
+            settings.clone(),
+        )?);
+        let name = heartbeat::worker_name();
+        server::spawn_background(&engine, &name, settings.sweep_interval);
+        let concurrency = settings.worker_concurrency;
+        if let Some(jobs) = local_jobs {
+            tokio::spawn(queue::run_local(engine.clone(), jobs, concurrency));
+        } else if let Some(conn) = &redis {
+            let (engine, conn, prefix, name) = (
+                engine.clone(),
+                conn.clone(),
+                settings.redis_prefix.clone(),
+                name.clone(),
+            );
+            let stopped = stop.subscribe();
+            tokio::spawn(async move {
+                if let Err(e) =
+                    queue::run_redis(engine, conn, prefix, concurrency, &name, stopped).await
+                {
+                    tracing::error!(error = %e, "embedded worker stopped");
+                }
+            });
+        }
+        Some((engine, name))
+    } else {
+        None
     };
 
     let app = state::AppState {
@@ -173,5 +190,9 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await?;
+    let _ = stop.send(true);
+    if let Some((engine, name)) = worker {
+        server::drain(&engine, &name, settings.shutdown_grace).await;
+    }
     Ok(())
 }

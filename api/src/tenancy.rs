@@ -5,7 +5,7 @@
 use crate::error::{ApiError, ApiResult};
 use leadrelay_entity::{delivery, delivery_attempt, integration, integration_header, lead, list};
 use leadrelay_worker::ids::has_prefix;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Select};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Select, UpdateMany};
 
 /// An entity whose rows belong to a tenant.
 pub trait TenantOwned: EntityTrait {
@@ -40,6 +40,11 @@ tenant_owned! {
 /// All rows of `E` that belong to `tenant`.
 pub fn scoped<E: TenantOwned>(tenant: &str) -> Select<E> {
     E::find().filter(E::tenant_column().eq(tenant))
+}
+
+/// An UPDATE of `E` limited to the rows of `tenant`.
+pub fn scoped_update<E: TenantOwned>(tenant: &str) -> UpdateMany<E> {
+    E::update_many().filter(E::tenant_column().eq(tenant))
 }
 
 /// Checks that `id` is shaped like an id of `E` (a bad one is the caller's input error).

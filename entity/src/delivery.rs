@@ -1,6 +1,6 @@
 //! One lead going to one integration: the ledger row the worker claims.
 
-use crate::DeliveryStatus;
+use crate::{DeliveryStatus, Endpoint};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -18,6 +18,11 @@ pub struct Model {
     pub lease_until: Option<DateTimeUtc>,
     pub last_status_code: Option<i32>,
     pub is_test: bool,
+    /// The endpoint the current ladder runs on.
+    pub endpoint: Endpoint,
+    /// Attempts made on the current ladder (reset by failover and by a resend).
+    pub ladder_attempts: i32,
+    pub delivered_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -17,6 +17,18 @@ pub struct Model {
     pub active: bool,
     pub timeout_ms: i32,
     pub max_in_flight: i32,
+    /// The current `whsec_` secret that signs requests.
+    pub signing_secret: String,
+    /// The secret before the last rotation, still signing until `previous_secret_expires_at`.
+    pub previous_signing_secret: Option<String>,
+    pub previous_secret_expires_at: Option<DateTimeUtc>,
+    /// Pause the integration after this many consecutive failed deliveries (None: never).
+    pub auto_pause_after: Option<i32>,
+    pub consecutive_failures: i32,
+    pub last_success_at: Option<DateTimeUtc>,
+    pub last_failure_at: Option<DateTimeUtc>,
+    /// Why the integration was paused automatically, if it was.
+    pub paused_reason: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -11,5 +11,6 @@ pub mod list;
 pub mod membership;
 pub mod tenant;
 pub mod user;
+pub mod worker;
 
 pub use enums::*;

@@ -13,6 +13,13 @@ pub struct DeliverySettings {
     /// How long a claimed delivery stays reserved for the worker that claimed it.
     #[arg(long, env = "LEADRELAY_LEASE", default_value = "30s", value_parser = parse_duration)]
     pub lease: Duration,
+    /// How often the sweeper looks for due rows that no job is carrying.
+    #[arg(long, env = "LEADRELAY_SWEEP_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub sweep_interval: Duration,
+    /// How long a stopping process waits for its in-flight deliveries before handing
+    /// them back to the ledger.
+    #[arg(long, env = "LEADRELAY_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
     /// How many deliveries one process sends at the same time.
     #[arg(long, env = "LEADRELAY_WORKER_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     pub worker_concurrency: u16,

@@ -1,41 +1,89 @@
-//! Delivering one ledger row: claim it, render the body, POST it, record the attempt,
-//! settle the status and publish each change.
+//! Delivering one ledger row (ARCHITECTURE §4): claim it within the integration's
+//! in-flight cap, render and sign the body, POST it, then in one transaction record the
+//! attempt and move the row along the state machine; publish every change.
 
 use crate::{
     config::DeliverySettings,
     error::Error,
     events::{DeliveryEvent, EventBus},
     ids::new_id,
+    ladder::{self, Verdict},
     outbound::{Outbound, OutboundRequest, Outcome},
-    payload, secrets,
+    payload,
+    queue::Queue,
+    secrets, signing,
     targets::TargetPolicy,
 };
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use leadrelay_entity::{
     DeliveryStatus, Endpoint, delivery, delivery_attempt, integration, integration_header, lead,
     list,
 };
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{Expr, ExprTrait},
 };
 use serde_json::json;
-use std::time::Duration;
+use std::{collections::HashSet, sync::Mutex, time::Duration};
+
+/// How long a delivery waits before trying again for a slot of a busy integration.
+const BUSY_RETRY: Duration = Duration::from_secs(1);
 
 /// The delivery engine, shared by every job of a process.
 pub struct Engine {
     db: DatabaseConnection,
     events: EventBus,
     outbound: Outbound,
+    queue: Queue,
     settings: DeliverySettings,
+    /// Rows this process has claimed and not yet settled (released on shutdown).
+    in_flight: Mutex<HashSet<String>>,
+}
+
+/// What a claim found.
+enum Claim {
+    /// The row is ours until its lease ends.
+    Won(Box<(delivery::Model, integration::Model)>),
+    /// The integration already has `maxInFlight` deliveries in flight.
+    Busy,
+    /// Not due yet: try again after this long.
+    NotDue(Duration),
+    /// Nothing to do: delivered, taken by another worker, or its integration is paused.
+    Nothing,
+}
+
+/// The secrets that sign an integration's requests: the current one, and the previous
+/// one during the 24 hours after a rotation.
+fn signing_secrets(integration: &integration::Model) -> Vec<&str> {
+    let mut secrets = vec![integration.signing_secret.as_str()];
+    if let (Some(previous), Some(until)) = (
+        &integration.previous_signing_secret,
+        integration.previous_secret_expires_at,
+    ) && until > Utc::now()
+    {
+        secrets.push(previous);
+    }
+    secrets
+}
+
+/// Now, to the microsecond: what PostgreSQL stores, so a value read back compares equal.
+pub fn now() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
+}
+
+fn chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 impl Engine {
-    /// An engine on the given ledger and event bus.
+    /// An engine on the given ledger, event bus and queue (for retries).
     pub fn new(
         db: DatabaseConnection,
         events: EventBus,
+        queue: Queue,
         settings: DeliverySettings,
     ) -> Result<Self, Error> {
         let outbound = Outbound::new(TargetPolicy {
@@ -45,7 +93,9 @@ impl Engine {
             db,
             events,
             outbound,
+            queue,
             settings,
+            in_flight: Mutex::new(HashSet::new()),
         })
     }
 
@@ -59,19 +109,73 @@ impl Engine {
     }
 
     async fn try_deliver(&self, delivery_id: &str) -> Result<(), Error> {
-        let Some(delivery) = self.claim(delivery_id).await? else {
-            return Ok(());
+        let (delivery, integration) = match self.claim(delivery_id).await? {
+            Claim::Won(won) => *won,
+            Claim::Busy => {
+                return self
+                    .queue
+                    .push_after(delivery_id.to_owned(), BUSY_RETRY)
+                    .await;
+            }
+            Claim::NotDue(wait) => {
+                return self.queue.push_after(delivery_id.to_owned(), wait).await;
+            }
+            Claim::Nothing => return Ok(()),
         };
-        self.publish(&delivery).await;
-        let (lead, list, integration, headers) = self.load(&delivery).await?;
+        self.track(delivery_id, true);
+        let result = self.attempt(delivery, integration).await;
+        self.track(delivery_id, false);
+        result
+    }
 
+    fn track(&self, delivery_id: &str, claimed: bool) {
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if claimed {
+            in_flight.insert(delivery_id.to_owned());
+        } else {
+            in_flight.remove(delivery_id);
+        }
+    }
+
+    async fn attempt(
+        &self,
+        delivery: delivery::Model,
+        integration: integration::Model,
+    ) -> Result<(), Error> {
+        self.publish(&delivery, delivery.attempt_count + 1).await;
+        let (lead, list, headers) = self.load(&delivery).await?;
+        let url = match (delivery.endpoint, &integration.fallback_url) {
+            (Endpoint::Fallback, Some(fallback)) => fallback.clone(),
+            _ => integration.url.clone(),
+        };
         let body = serde_json::to_vec(&payload::lead_qualified(&lead, &list)).unwrap_or_default();
-        let mut request_headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+        let timestamp = Utc::now().timestamp();
+        let signature = signing::signature_header(
+            &signing_secrets(&integration),
+            &delivery.id,
+            timestamp,
+            &body,
+        )
+        .map_err(|e| Error::Client(format!("integration {} cannot sign: {e}", integration.id)))?;
+        // Ours first (shown in the attempt log as sent), then the customer's (secrets).
+        let ours = [
+            ("content-type", "application/json".to_owned()),
+            ("webhook-id", delivery.id.clone()),
+            ("webhook-timestamp", timestamp.to_string()),
+            ("webhook-signature", signature),
+        ];
+        let mut request_headers: Vec<(String, String)> = ours
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), v.clone()))
+            .collect();
         request_headers.extend(headers.iter().map(|h| (h.name.clone(), h.value.clone())));
         let outcome = self
             .outbound
             .post(OutboundRequest {
-                url: &integration.url,
+                url: &url,
                 headers: &request_headers,
                 body,
                 timeout: Duration::from_millis(
@@ -79,13 +183,11 @@ impl Engine {
                 ),
             })
             .await;
-
         let logged_headers: Vec<_> = request_headers
             .iter()
             .enumerate()
             .map(|(i, (name, value))| {
-                // The first header is ours; every custom header value is a secret.
-                let shown = if i == 0 {
+                let shown = if i < ours.len() {
                     value.clone()
                 } else {
                     secrets::preview(value)
@@ -93,61 +195,116 @@ impl Engine {
                 json!({ "name": name, "value": shown })
             })
             .collect();
-        let settled = self
-            .settle(delivery, &integration.url, logged_headers, &outcome)
-            .await?;
-        self.publish(&settled).await;
+        let can_fail_over =
+            delivery.endpoint == Endpoint::Primary && integration.fallback_url.is_some();
+        let attempts_on_ladder = usize::try_from(delivery.ladder_attempts).unwrap_or(0) + 1;
+        let verdict = ladder::decide(
+            &outcome,
+            &self.settings.retry_ladder,
+            attempts_on_ladder,
+            can_fail_over,
+        );
+        let Some(settled) = self
+            .settle(
+                &delivery,
+                &integration,
+                &url,
+                logged_headers,
+                &outcome,
+                &verdict,
+            )
+            .await?
+        else {
+            return Ok(());
+        };
+        self.publish(&settled, settled.attempt_count).await;
+        if let (DeliveryStatus::RetryScheduled, Some(at)) =
+            (settled.status, settled.next_attempt_at)
+        {
+            let wait = (at - now()).to_std().unwrap_or(Duration::ZERO);
+            self.queue.push_after(settled.id, wait).await?;
+        }
         Ok(())
     }
 
-    /// Claims the row with a conditional UPDATE: only one worker wins, and a duplicate
-    /// job finds nothing to do.
-    async fn claim(&self, delivery_id: &str) -> Result<Option<delivery::Model>, Error> {
-        let now = Utc::now();
-        let lease = chrono::Duration::from_std(self.settings.lease)
-            .unwrap_or(chrono::Duration::seconds(30));
+    /// Claims the row: within a transaction that locks the integration (so the in-flight
+    /// cap holds across every worker process), a conditional UPDATE that only one worker
+    /// can win. A duplicate job finds nothing to do.
+    async fn claim(&self, delivery_id: &str) -> Result<Claim, Error> {
+        let now = now();
+        let txn = self.db.begin().await?;
+        let Some(row) = delivery::Entity::find_by_id(delivery_id).one(&txn).await? else {
+            return Ok(Claim::Nothing);
+        };
+        let leased =
+            row.status == DeliveryStatus::InFlight && row.lease_until.is_some_and(|t| t > now);
+        let waiting = matches!(
+            row.status,
+            DeliveryStatus::Pending | DeliveryStatus::RetryScheduled | DeliveryStatus::InFlight
+        );
+        if leased || !waiting {
+            return Ok(Claim::Nothing);
+        }
+        if let Some(due) = row.next_attempt_at.filter(|due| *due > now) {
+            return Ok(Claim::NotDue(
+                (due - now).to_std().unwrap_or(Duration::ZERO),
+            ));
+        }
+        let mut lock = integration::Entity::find_by_id(&row.integration_id);
+        if txn.get_database_backend() == DatabaseBackend::Postgres {
+            lock = lock.lock_exclusive();
+        }
+        let Some(integration) = lock.one(&txn).await? else {
+            return Ok(Claim::Nothing);
+        };
+        if !integration.active {
+            // It waits in the ledger; reactivation re-enqueues it.
+            return Ok(Claim::Nothing);
+        }
+        let busy = delivery::Entity::find()
+            .filter(delivery::Column::IntegrationId.eq(&integration.id))
+            .filter(delivery::Column::Status.eq(DeliveryStatus::InFlight))
+            .filter(delivery::Column::LeaseUntil.gt(now))
+            .count(&txn)
+            .await?;
+        if busy >= u64::try_from(integration.max_in_flight).unwrap_or(1) {
+            return Ok(Claim::Busy);
+        }
+        let lease_until = now + chrono(self.settings.lease);
         let claimed = delivery::Entity::update_many()
             .col_expr(
                 delivery::Column::Status,
                 Expr::value(DeliveryStatus::InFlight),
             )
-            .col_expr(
-                delivery::Column::AttemptCount,
-                Expr::col(delivery::Column::AttemptCount).add(1),
-            )
-            .col_expr(delivery::Column::LeaseUntil, Expr::value(now + lease))
+            .col_expr(delivery::Column::LeaseUntil, Expr::value(lease_until))
             .col_expr(
                 delivery::Column::NextAttemptAt,
-                Expr::value(Option::<chrono::DateTime<Utc>>::None),
+                Expr::value(Option::<DateTime<Utc>>::None),
             )
             .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
             .filter(delivery::Column::Id.eq(delivery_id))
-            .filter(
-                delivery::Column::Status
-                    .is_in([DeliveryStatus::Pending, DeliveryStatus::RetryScheduled]),
-            )
-            .exec(&self.db)
+            .filter(delivery::Column::Status.eq(row.status))
+            .filter(delivery::Column::UpdatedAt.eq(row.updated_at))
+            .exec(&txn)
             .await?;
+        txn.commit().await?;
         if claimed.rows_affected == 0 {
-            return Ok(None);
+            return Ok(Claim::Nothing);
         }
-        Ok(delivery::Entity::find_by_id(delivery_id)
-            .one(&self.db)
-            .await?)
+        let won = delivery::Model {
+            status: DeliveryStatus::InFlight,
+            lease_until: Some(lease_until),
+            next_attempt_at: None,
+            updated_at: now,
+            ..row
+        };
+        Ok(Claim::Won(Box::new((won, integration))))
     }
 
     async fn load(
         &self,
         d: &delivery::Model,
-    ) -> Result<
-        (
-            lead::Model,
-            list::Model,
-            integration::Model,
-            Vec<integration_header::Model>,
-        ),
-        Error,
-    > {
+    ) -> Result<(lead::Model, list::Model, Vec<integration_header::Model>), Error> {
         let missing = |what: &str| {
             Error::Db(sea_orm::DbErr::RecordNotFound(format!(
                 "{what} of delivery {}",
@@ -162,39 +319,121 @@ impl Engine {
             .one(&self.db)
             .await?
             .ok_or_else(|| missing("list"))?;
-        let integration = integration::Entity::find_by_id(&d.integration_id)
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| missing("integration"))?;
         let headers = integration_header::Entity::find()
-            .filter(integration_header::Column::IntegrationId.eq(&integration.id))
+            .filter(integration_header::Column::IntegrationId.eq(&d.integration_id))
             .order_by_asc(integration_header::Column::Position)
             .all(&self.db)
             .await?;
-        Ok((lead, list, integration, headers))
+        Ok((lead, list, headers))
     }
 
-    /// Records the attempt and the delivery's new status in one transaction.
+    /// Records the attempt and the row's next state in one transaction. None when the
+    /// lease was lost meanwhile (another worker owns the row now).
     async fn settle(
         &self,
-        d: delivery::Model,
+        d: &delivery::Model,
+        integration: &integration::Model,
         url: &str,
         request_headers: Vec<serde_json::Value>,
         outcome: &Outcome,
-    ) -> Result<delivery::Model, Error> {
-        let status = if outcome.is_success() {
-            DeliveryStatus::Delivered
-        } else {
-            DeliveryStatus::Error
+        verdict: &Verdict,
+    ) -> Result<Option<delivery::Model>, Error> {
+        let now = now();
+        let first_step = self
+            .settings
+            .retry_ladder
+            .0
+            .first()
+            .copied()
+            .unwrap_or(Duration::ZERO);
+        let (status, endpoint, ladder_attempts, next_attempt_at) = match verdict {
+            Verdict::Delivered => (
+                DeliveryStatus::Delivered,
+                d.endpoint,
+                d.ladder_attempts + 1,
+                None,
+            ),
+            Verdict::Failed => (
+                DeliveryStatus::Failed,
+                d.endpoint,
+                d.ladder_attempts + 1,
+                None,
+            ),
+            Verdict::Exhausted => (
+                DeliveryStatus::Error,
+                d.endpoint,
+                d.ladder_attempts + 1,
+                None,
+            ),
+            Verdict::Retry(wait) => (
+                DeliveryStatus::RetryScheduled,
+                d.endpoint,
+                d.ladder_attempts + 1,
+                Some(now + chrono(*wait)),
+            ),
+            Verdict::Failover => (
+                DeliveryStatus::RetryScheduled,
+                Endpoint::Fallback,
+                0,
+                Some(now + chrono(first_step)),
+            ),
         };
-        let now = Utc::now();
+        let settled = delivery::Model {
+            status,
+            endpoint,
+            ladder_attempts,
+            next_attempt_at,
+            attempt_count: d.attempt_count + 1,
+            lease_until: None,
+            last_status_code: outcome.status.map(i32::from),
+            delivered_at: (status == DeliveryStatus::Delivered).then_some(now),
+            updated_at: now,
+            ..d.clone()
+        };
         let txn = self.db.begin().await?;
+        let updated = delivery::Entity::update_many()
+            .col_expr(delivery::Column::Status, Expr::value(settled.status))
+            .col_expr(delivery::Column::Endpoint, Expr::value(settled.endpoint))
+            .col_expr(
+                delivery::Column::LadderAttempts,
+                Expr::value(settled.ladder_attempts),
+            )
+            .col_expr(
+                delivery::Column::NextAttemptAt,
+                Expr::value(settled.next_attempt_at),
+            )
+            .col_expr(
+                delivery::Column::AttemptCount,
+                Expr::value(settled.attempt_count),
+            )
+            .col_expr(
+                delivery::Column::LeaseUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(
+                delivery::Column::LastStatusCode,
+                Expr::value(settled.last_status_code),
+            )
+            .col_expr(
+                delivery::Column::DeliveredAt,
+                Expr::value(settled.delivered_at),
+            )
+            .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
+            .filter(delivery::Column::Id.eq(&d.id))
+            .filter(delivery::Column::Status.eq(DeliveryStatus::InFlight))
+            .filter(delivery::Column::UpdatedAt.eq(d.updated_at))
+            .exec(&txn)
+            .await?;
+        if updated.rows_affected == 0 {
+            tracing::warn!(delivery_id = %d.id, "lease lost before the attempt was recorded; another worker owns the row");
+            return Ok(None);
+        }
         delivery_attempt::Entity::insert(delivery_attempt::ActiveModel {
             id: Set(new_id("att")),
             tenant_id: Set(d.tenant_id.clone()),
             delivery_id: Set(d.id.clone()),
-            number: Set(d.attempt_count),
-            endpoint: Set(Endpoint::Primary),
+            number: Set(settled.attempt_count),
+            endpoint: Set(d.endpoint),
             url: Set(url.to_owned()),
             request_headers: Set(json!(request_headers)),
             status_code: Set(outcome.status.map(i32::from)),
@@ -202,45 +441,110 @@ impl Engine {
             duration_ms: Set(i32::try_from(outcome.duration.as_millis()).unwrap_or(i32::MAX)),
             error_kind: Set(outcome.error_kind),
             error: Set(outcome.error.clone()),
-            started_at: Set(now - chrono::Duration::from_std(outcome.duration).unwrap_or_default()),
+            started_at: Set(now - chrono(outcome.duration)),
         })
         .exec_without_returning(&txn)
         .await?;
-        delivery::Entity::update_many()
-            .col_expr(delivery::Column::Status, Expr::value(status))
+        self.record_health(&txn, integration, status, now).await?;
+        txn.commit().await?;
+        Ok(Some(settled))
+    }
+
+    /// Keeps the integration's health, and pauses it after `auto_pause_after`
+    /// consecutive failed deliveries when that is set.
+    async fn record_health(
+        &self,
+        txn: &DatabaseTransaction,
+        integration: &integration::Model,
+        status: DeliveryStatus,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let mut update =
+            integration::Entity::update_many().filter(integration::Column::Id.eq(&integration.id));
+        match status {
+            DeliveryStatus::Delivered => {
+                update = update
+                    .col_expr(integration::Column::ConsecutiveFailures, Expr::value(0))
+                    .col_expr(integration::Column::LastSuccessAt, Expr::value(Some(now)));
+            }
+            DeliveryStatus::Failed | DeliveryStatus::Error => {
+                update = update
+                    .col_expr(
+                        integration::Column::ConsecutiveFailures,
+                        Expr::col(integration::Column::ConsecutiveFailures).add(1),
+                    )
+                    .col_expr(integration::Column::LastFailureAt, Expr::value(Some(now)));
+                if let Some(limit) = integration.auto_pause_after
+                    && integration.consecutive_failures + 1 >= limit
+                    && integration.active
+                {
+                    tracing::warn!(integration_id = %integration.id, limit, "pausing integration after consecutive failed deliveries");
+                    update = update
+                        .col_expr(integration::Column::Active, Expr::value(false))
+                        .col_expr(
+                            integration::Column::PausedReason,
+                            Expr::value(Some(format!(
+                                "paused after {limit} consecutive failed deliveries"
+                            ))),
+                        );
+                }
+            }
+            _ => return Ok(()),
+        }
+        update.exec(txn).await?;
+        Ok(())
+    }
+
+    /// Hands back every row this process still has in flight, due at once, so another
+    /// worker takes it without waiting for the lease (graceful shutdown).
+    pub async fn release_in_flight(&self) -> Result<u64, Error> {
+        let ids: Vec<String> = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain()
+            .collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let now = now();
+        let released = delivery::Entity::update_many()
             .col_expr(
-                delivery::Column::LastStatusCode,
-                Expr::value(outcome.status.map(i32::from)),
+                delivery::Column::Status,
+                Expr::value(DeliveryStatus::RetryScheduled),
             )
             .col_expr(
                 delivery::Column::LeaseUntil,
-                Expr::value(Option::<chrono::DateTime<Utc>>::None),
+                Expr::value(Option::<DateTime<Utc>>::None),
             )
+            .col_expr(delivery::Column::NextAttemptAt, Expr::value(Some(now)))
             .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
-            .filter(delivery::Column::Id.eq(&d.id))
+            .filter(delivery::Column::Id.is_in(ids))
             .filter(delivery::Column::Status.eq(DeliveryStatus::InFlight))
-            .exec(&txn)
+            .exec(&self.db)
             .await?;
-        txn.commit().await?;
-        Ok(delivery::Model {
-            status,
-            last_status_code: outcome.status.map(i32::from),
-            lease_until: None,
-            updated_at: now,
-            ..d
-        })
+        Ok(released.rows_affected)
     }
 
-    async fn publish(&self, d: &delivery::Model) {
-        self.events
-            .publish(DeliveryEvent {
-                tenant_id: d.tenant_id.clone(),
-                delivery_id: d.id.clone(),
-                list_id: d.list_id.clone(),
-                integration_id: d.integration_id.clone(),
-                status: d.status,
-                attempt: d.attempt_count,
-            })
-            .await;
+    /// How many rows this process has in flight now.
+    pub fn in_flight_count(&self) -> usize {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    async fn publish(&self, d: &delivery::Model, attempt: i32) {
+        self.events.publish(DeliveryEvent::new(d, attempt)).await;
+    }
+
+    /// The ledger this engine writes to.
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// The queue this engine re-pushes to.
+    pub fn queue(&self) -> &Queue {
+        &self.queue
     }
 }

@@ -21,6 +21,21 @@ pub struct DeliveryEvent {
     pub attempt: i32,
 }
 
+impl DeliveryEvent {
+    /// The event for a delivery row in its current state; `attempt` is the attempt the
+    /// change belongs to (the one in flight, or the last one made).
+    pub fn new(d: &leadrelay_entity::delivery::Model, attempt: i32) -> Self {
+        Self {
+            tenant_id: d.tenant_id.clone(),
+            delivery_id: d.id.clone(),
+            list_id: d.list_id.clone(),
+            integration_id: d.integration_id.clone(),
+            status: d.status,
+            attempt,
+        }
+    }
+}
+
 /// Publishes delivery events and hands out local subscriptions.
 #[derive(Clone)]
 pub struct EventBus {

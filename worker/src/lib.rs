@@ -7,13 +7,16 @@ pub mod db;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod heartbeat;
 pub mod ids;
+pub mod ladder;
 pub mod outbound;
 pub mod payload;
 pub mod queue;
 pub mod secrets;
 pub mod server;
 pub mod signing;
+pub mod sweeper;
 pub mod targets;
 
 pub use config::{DeliverySettings, WorkerConfig};

@@ -20,13 +20,15 @@ pub struct OutboundRequest<'a> {
 }
 
 /// What happened to one request, as the attempt log records it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
     pub status: Option<u16>,
     pub body_excerpt: Option<String>,
     pub duration: Duration,
     pub error_kind: Option<AttemptErrorKind>,
     pub error: Option<String>,
+    /// The receiver's `Retry-After`, when it sent one.
+    pub retry_after: Option<Duration>,
 }
 
 impl Outcome {
@@ -80,6 +82,11 @@ impl Outbound {
             Err(e) => return failed(&e, started),
         };
         let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
         let (body_excerpt, error) = match read_excerpt(response).await {
             Ok(text) => (Some(text), None),
             Err(e) => (None, Some(e)),
@@ -92,17 +99,29 @@ impl Outbound {
             error: error.or_else(|| {
                 (!(200..300).contains(&status)).then(|| format!("receiver answered HTTP {status}"))
             }),
+            retry_after,
         }
     }
 }
 
+/// Reads `Retry-After` as delay-seconds or an HTTP date.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .ok()
+}
+
 fn blocked(e: TargetError, started: Instant) -> Outcome {
     Outcome {
-        status: None,
-        body_excerpt: None,
         duration: started.elapsed(),
         error_kind: Some(AttemptErrorKind::Blocked),
         error: Some(format!("target {e}")),
+        ..Outcome::default()
     }
 }
 
@@ -121,11 +140,10 @@ fn failed(e: &reqwest::Error, started: Instant) -> Outcome {
         AttemptErrorKind::Http
     };
     Outcome {
-        status: None,
-        body_excerpt: None,
         duration: started.elapsed(),
         error_kind: Some(kind),
         error: Some(chain),
+        ..Outcome::default()
     }
 }
 
@@ -185,6 +203,23 @@ mod tests {
         let text = excerpt(&body);
         assert_eq!(text.len(), EXCERPT_BYTES - 1);
         assert!(text.chars().all(|c| c == 'a'));
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        assert_eq!(parse_retry_after(" 120 "), Some(Duration::from_secs(120)));
+        let soon = (chrono::Utc::now() + chrono::Duration::seconds(90)).to_rfc2822();
+        let parsed = parse_retry_after(&soon).unwrap();
+        assert!(
+            parsed > Duration::from_secs(80) && parsed <= Duration::from_secs(90),
+            "{parsed:?}"
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            None,
+            "a past date asks for no delay"
+        );
     }
 
     #[test]

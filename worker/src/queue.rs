@@ -8,7 +8,7 @@ use apalis_redis::{Config as RedisQueueConfig, RedisStorage};
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use std::{sync::Arc, time::Duration};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, watch};
 
 /// The job: deliver this ledger row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,6 +51,32 @@ impl Queue {
     pub fn local() -> (Self, LocalJobs) {
         let (tx, rx) = mpsc::unbounded_channel();
         (Queue::Local(tx), rx)
+    }
+
+    /// Pushes one job that runs after `delay` (retries, and deliveries waiting for a
+    /// free slot). An in-process delayed job dies with the process; the sweeper finds its
+    /// row again in the ledger.
+    pub async fn push_after(&self, delivery_id: String, delay: Duration) -> Result<(), Error> {
+        match self {
+            Queue::Local(tx) => {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = tx.send(DeliverLead { delivery_id });
+                });
+                Ok(())
+            }
+            Queue::Redis(storage) => {
+                let task = TaskBuilder::new(DeliverLead { delivery_id })
+                    .run_after(delay)
+                    .build();
+                (**storage)
+                    .clone()
+                    .push_task(task)
+                    .await
+                    .map_err(|e| Error::Queue(e.to_string()))
+            }
+        }
     }
 
     /// Pushes one job per delivery id.
@@ -97,38 +123,43 @@ async fn handle(job: DeliverLead, engine: Data<Arc<Engine>>) -> Result<(), BoxDy
     Ok(())
 }
 
-/// Runs an apalis worker on the Redis queue until it fails or `shutdown` resolves.
+/// Runs an apalis worker on the Redis queue until `stop` turns true (or its sender is
+/// dropped). When the backend
+/// fails (Redis restarted or flushed), the worker is rebuilt after a second: the ledger
+/// and the sweeper keep every delivery meanwhile.
 pub async fn run_redis(
     engine: Arc<Engine>,
     conn: ConnectionManager,
     prefix: String,
     concurrency: u16,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    name: &str,
+    mut stop: watch::Receiver<bool>,
 ) -> Result<(), Error> {
-    let storage = RedisStorage::<DeliverLead>::new(conn)
-        .with_config(redis_config(&prefix, concurrency))
-        .poll_with_interval(REDIS_POLL);
-    let name = format!(
-        "{}-{}-{}",
-        hostname(),
-        std::process::id(),
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
-    let worker = WorkerBuilder::new(name)
-        .backend(storage)
-        .data(engine)
-        .concurrency(usize::from(concurrency))
-        .build(handle);
-    worker
-        .run_until(async move {
-            shutdown.await;
-            Ok::<(), std::io::Error>(())
-        })
-        .await
-        .map_err(|e| Error::Queue(e.to_string()))
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .map_or_else(|_| "worker".to_owned(), |h| h.trim().to_owned())
+    for run in 0u64.. {
+        let storage = RedisStorage::<DeliverLead>::new(conn.clone())
+            .with_config(redis_config(&prefix, concurrency))
+            .poll_with_interval(REDIS_POLL);
+        let worker = WorkerBuilder::new(format!("{name}-{run}"))
+            .backend(storage)
+            .data(engine.clone())
+            .concurrency(usize::from(concurrency))
+            .build(handle);
+        let mut signal = stop.clone();
+        let result = worker
+            .run_until(async move {
+                let _ = signal.wait_for(|stopped| *stopped).await;
+                Ok::<(), std::io::Error>(())
+            })
+            .await;
+        // Stopped, or whoever could stop us is gone.
+        if *stop.borrow() || stop.has_changed().is_err() {
+            break;
+        }
+        tracing::warn!(error = ?result.err(), "queue worker stopped; restarting in 1 s");
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.wait_for(|stopped| *stopped) => break,
+        }
+    }
+    Ok(())
 }

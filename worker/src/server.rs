@@ -1,12 +1,48 @@
-//! The standalone worker process: apalis on Redis against the PostgreSQL ledger, with
-//! `/healthz` on its own address.
+//! Running the engine in a process: the standalone `leadrelay-worker` (apalis on Redis
+//! against the PostgreSQL ledger), and the pieces the api's embedded worker shares with
+//! it: sweeper, heartbeat, graceful drain.
 
-use crate::{config::WorkerConfig, db, engine::Engine, events::EventBus, queue};
+use crate::{
+    config::WorkerConfig, db, engine::Engine, events::EventBus, heartbeat, queue, queue::Queue,
+    sweeper,
+};
 use axum::{Router, routing::get};
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 use tokio::net::TcpListener;
 
-/// Runs a worker until `shutdown` resolves; `listener` serves `/healthz`.
+/// Starts the sweeper and the heartbeat of a process that runs the engine.
+pub fn spawn_background(engine: &Engine, name: &str, sweep_interval: Duration) {
+    tokio::spawn(sweeper::run(
+        engine.db().clone(),
+        engine.queue().clone(),
+        sweep_interval,
+    ));
+    tokio::spawn(heartbeat::run(engine.db().clone(), name.to_owned()));
+}
+
+/// Graceful stop: waits up to `grace` for in-flight deliveries, then hands the rest
+/// back to the ledger and removes the heartbeat.
+pub async fn drain(engine: &Engine, name: &str, grace: Duration) {
+    let deadline = tokio::time::Instant::now() + grace;
+    while engine.in_flight_count() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    match engine.release_in_flight().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            released = n,
+            "handed in-flight deliveries back to the ledger"
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "releasing in-flight deliveries; their leases will expire")
+        }
+    }
+    if let Err(e) = heartbeat::remove(engine.db(), name).await {
+        tracing::warn!(error = %e, "removing the worker heartbeat");
+    }
+}
+
+/// Runs a worker until `shutdown` resolves, then drains; `listener` serves `/healthz`.
 pub async fn run(
     config: WorkerConfig,
     listener: TcpListener,
@@ -15,15 +51,25 @@ pub async fn run(
     let settings = config.delivery;
     let ledger = db::connect(
         &config.database_url,
-        u32::from(settings.worker_concurrency) + 2,
+        u32::from(settings.worker_concurrency) + 4,
     )
     .await?;
     let client = redis::Client::open(config.redis_url.as_str())?;
     let conn = client.get_connection_manager().await?;
     let events = EventBus::redis(conn.clone(), &settings.redis_prefix);
-    let prefix = settings.redis_prefix.clone();
-    let concurrency = settings.worker_concurrency;
-    let engine = Arc::new(Engine::new(ledger, events, settings)?);
+    let queue = Queue::redis(
+        conn.clone(),
+        &settings.redis_prefix,
+        settings.worker_concurrency,
+    );
+    let (prefix, concurrency, grace) = (
+        settings.redis_prefix.clone(),
+        settings.worker_concurrency,
+        settings.shutdown_grace,
+    );
+    let sweep_interval = settings.sweep_interval;
+    let engine = Arc::new(Engine::new(ledger, events, queue, settings)?);
+    let name = heartbeat::worker_name();
 
     let health = Router::new().route("/healthz", get(|| async { "ok" }));
     tokio::spawn(async move {
@@ -31,7 +77,15 @@ pub async fn run(
             tracing::error!(error = %e, "worker health endpoint stopped");
         }
     });
-    tracing::info!(%prefix, concurrency, "worker started");
-    queue::run_redis(engine, conn, prefix, concurrency, shutdown).await?;
-    Ok(())
+    spawn_background(&engine, &name, sweep_interval);
+    tracing::info!(%name, %prefix, concurrency, "worker started");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let result = queue::run_redis(engine.clone(), conn, prefix, concurrency, &name, stopped).await;
+    tracing::info!("stopping: draining in-flight deliveries");
+    drain(&engine, &name, grace).await;
+    Ok(result?)
 }

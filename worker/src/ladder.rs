@@ -1,0 +1,177 @@
+//! What happens after an attempt (ARCHITECTURE §4): delivered, failed for good (a
+//! configuration problem), retried on the ladder, moved to the fallback, or exhausted.
+
+use crate::{config::Ladder, outbound::Outcome};
+use leadrelay_entity::AttemptErrorKind;
+use std::time::Duration;
+
+/// The longest a receiver's `Retry-After` may push an attempt back.
+pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(3600);
+
+/// The decision after one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Any 2xx.
+    Delivered,
+    /// A 3xx, a 4xx other than 408/429, or a blocked target: waiting will not help.
+    Failed,
+    /// Try the same endpoint again after this delay.
+    Retry(Duration),
+    /// The primary's ladder is spent; continue on the fallback URL.
+    Failover,
+    /// The last attempt of the last endpoint failed.
+    Exhausted,
+}
+
+/// Whether an attempt's failure may go away by itself (timeouts, connection, DNS and TLS
+/// errors, 5xx, 408, 429).
+pub fn is_transient(outcome: &Outcome) -> bool {
+    match outcome.status {
+        Some(status) => status >= 500 || status == 408 || status == 429,
+        None => !matches!(outcome.error_kind, Some(AttemptErrorKind::Blocked)),
+    }
+}
+
+/// Decides what follows an attempt. `attempts_on_ladder` counts the attempts made on the
+/// current endpoint's ladder, this one included; `can_fail_over` is true while on the
+/// primary with a fallback URL configured.
+pub fn decide(
+    outcome: &Outcome,
+    ladder: &Ladder,
+    attempts_on_ladder: usize,
+    can_fail_over: bool,
+) -> Verdict {
+    if outcome.is_success() {
+        return Verdict::Delivered;
+    }
+    if !is_transient(outcome) {
+        return Verdict::Failed;
+    }
+    match ladder.0.get(attempts_on_ladder) {
+        Some(step) => {
+            let asked = match outcome.status {
+                Some(429 | 503) => outcome.retry_after.map(|d| d.min(RETRY_AFTER_CAP)),
+                _ => None,
+            };
+            Verdict::Retry(asked.map_or(*step, |asked| asked.max(*step)))
+        }
+        None if can_fail_over => Verdict::Failover,
+        None => Verdict::Exhausted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ladder() -> Ladder {
+        Ladder(vec![
+            Duration::ZERO,
+            Duration::from_secs(60),
+            Duration::from_secs(300),
+        ])
+    }
+
+    fn answered(status: u16) -> Outcome {
+        Outcome {
+            status: Some(status),
+            ..Outcome::default()
+        }
+    }
+
+    fn failed(kind: AttemptErrorKind) -> Outcome {
+        Outcome {
+            error_kind: Some(kind),
+            ..Outcome::default()
+        }
+    }
+
+    #[test]
+    fn any_2xx_is_delivered() {
+        for status in [200, 201, 202, 204, 299] {
+            assert_eq!(
+                decide(&answered(status), &ladder(), 1, false),
+                Verdict::Delivered,
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn client_errors_redirects_and_blocked_targets_fail_at_once() {
+        for status in [301, 302, 400, 401, 403, 404, 409, 410, 422] {
+            assert_eq!(
+                decide(&answered(status), &ladder(), 1, true),
+                Verdict::Failed,
+                "{status}"
+            );
+        }
+        assert_eq!(
+            decide(&failed(AttemptErrorKind::Blocked), &ladder(), 1, true),
+            Verdict::Failed
+        );
+    }
+
+    #[test]
+    fn transient_failures_climb_the_ladder() {
+        for outcome in [
+            answered(500),
+            answered(503),
+            answered(408),
+            answered(429),
+            failed(AttemptErrorKind::Timeout),
+            failed(AttemptErrorKind::Connect),
+            failed(AttemptErrorKind::Dns),
+            failed(AttemptErrorKind::Tls),
+        ] {
+            assert_eq!(
+                decide(&outcome, &ladder(), 1, false),
+                Verdict::Retry(Duration::from_secs(60)),
+                "{outcome:?}"
+            );
+            assert_eq!(
+                decide(&outcome, &ladder(), 2, false),
+                Verdict::Retry(Duration::from_secs(300)),
+                "{outcome:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_last_rung_fails_over_or_is_exhausted() {
+        assert_eq!(
+            decide(&answered(503), &ladder(), 3, true),
+            Verdict::Failover
+        );
+        assert_eq!(
+            decide(&answered(503), &ladder(), 3, false),
+            Verdict::Exhausted
+        );
+    }
+
+    #[test]
+    fn retry_after_is_honoured_only_when_longer_and_capped() {
+        let with = |status, secs| Outcome {
+            status: Some(status),
+            retry_after: Some(Duration::from_secs(secs)),
+            ..Outcome::default()
+        };
+        assert_eq!(
+            decide(&with(429, 120), &ladder(), 1, false),
+            Verdict::Retry(Duration::from_secs(120))
+        );
+        assert_eq!(
+            decide(&with(503, 10), &ladder(), 1, false),
+            Verdict::Retry(Duration::from_secs(60))
+        );
+        assert_eq!(
+            decide(&with(429, 86_400), &ladder(), 1, false),
+            Verdict::Retry(RETRY_AFTER_CAP)
+        );
+        assert_eq!(
+            decide(&with(500, 120), &ladder(), 1, false),
+            Verdict::Retry(Duration::from_secs(60)),
+            "only 429/503"
+        );
+    }
+}

@@ -182,7 +182,7 @@ const RESERVED_HEADERS: &[&str] = &[
     "upgrade",
 ];
 
-fn valid_url(field: &str, raw: &str, policy: TargetPolicy) -> ApiResult<String> {
+fn valid_url(field: &str, raw: &str, policy: &TargetPolicy) -> ApiResult<String> {
     policy
         .check_url(raw)
         .map(|u| u.to_string())
@@ -335,11 +335,11 @@ impl IntegrationMutation {
             list_id: Set(list.id),
             name: Set(valid_name(&input.name)?),
             kind: Set(input.kind),
-            url: Set(valid_url("url", &input.url, app.targets)?),
+            url: Set(valid_url("url", &input.url, &app.targets)?),
             fallback_url: Set(input
                 .fallback_url
                 .as_deref()
-                .map(|u| valid_url("fallbackUrl", u, app.targets))
+                .map(|u| valid_url("fallbackUrl", u, &app.targets))
                 .transpose()?),
             active: Set(input.active),
             timeout_ms: Set(valid_timeout(input.timeout_ms)?),
@@ -377,11 +377,11 @@ impl IntegrationMutation {
             model.name = Set(valid_name(name)?);
         }
         if let Some(url) = &input.url {
-            model.url = Set(valid_url("url", url, app.targets)?);
+            model.url = Set(valid_url("url", url, &app.targets)?);
         }
         match &input.fallback_url {
             MaybeUndefined::Value(url) => {
-                model.fallback_url = Set(Some(valid_url("fallbackUrl", url, app.targets)?))
+                model.fallback_url = Set(Some(valid_url("fallbackUrl", url, &app.targets)?))
             }
             MaybeUndefined::Null => model.fallback_url = Set(None),
             MaybeUndefined::Undefined => {}

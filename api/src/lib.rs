@@ -165,9 +165,7 @@ pub async fn serve(
         events,
         redis,
         jwt,
-        targets: TargetPolicy {
-            allow_insecure: settings.allow_insecure_targets,
-        },
+        targets: TargetPolicy::from(&settings),
         public_url: config.effective_public_url(),
     };
     let schema = graphql::schema(app.clone());

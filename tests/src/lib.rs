@@ -6,9 +6,11 @@
 pub mod database;
 pub mod receiver;
 pub mod subscription;
+pub mod tls;
 
 pub use receiver::{Received, Receiver};
 pub use subscription::Subscription;
+pub use tls::TestCa;
 
 use clap::Parser;
 use serde_json::{Value, json};
@@ -317,6 +319,21 @@ impl TestApp {
         )
     }
 
+    /// The delivery with its attempts.
+    pub async fn delivery(&self, session: &Session, delivery_id: &str) -> Value {
+        let data = self
+            .gql_ok(
+                &session.token,
+                "query($id: ID!) { delivery(id: $id) { id status attemptCount nextAttemptAt isTest
+                    lead { id email } integration { id }
+                    attempts { number endpoint url statusCode responseBody durationMs errorKind error
+                               requestHeaders { name valuePreview } startedAt } } }",
+                json!({ "id": delivery_id }),
+            )
+            .await;
+        data["delivery"].clone()
+    }
+
     /// Polls the delivery until its status is `status`; returns the delivery with attempts.
     pub async fn wait_for_delivery(
         &self,
@@ -324,19 +341,31 @@ impl TestApp {
         delivery_id: &str,
         status: &str,
     ) -> Value {
-        eventually(&format!("delivery {delivery_id} to be {status}"), Duration::from_secs(20), || async {
-            let data = self
-                .gql_ok(
-                    &session.token,
-                    "query($id: ID!) { delivery(id: $id) { id status attemptCount nextAttemptAt isTest
-                        lead { id email } integration { id }
-                        attempts { number endpoint url statusCode responseBody durationMs errorKind error
-                                   requestHeaders { name valuePreview } startedAt } } }",
-                    json!({ "id": delivery_id }),
-                )
-                .await;
-            (data["delivery"]["status"] == status).then(|| data["delivery"].clone())
-        })
+        eventually(
+            &format!("delivery {delivery_id} to be {status}"),
+            Duration::from_secs(20),
+            || async {
+                let delivery = self.delivery(session, delivery_id).await;
+                (delivery["status"] == status).then_some(delivery)
+            },
+        )
+        .await
+    }
+
+    /// Polls the delivery until it has at least one attempt, whatever its status; returns
+    /// the delivery with attempts.
+    pub async fn wait_for_attempt(&self, session: &Session, delivery_id: &str) -> Value {
+        eventually(
+            &format!("an attempt of delivery {delivery_id}"),
+            Duration::from_secs(20),
+            || async {
+                let delivery = self.delivery(session, delivery_id).await;
+                delivery["attempts"]
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty())
+                    .then_some(delivery)
+            },
+        )
         .await
     }
 

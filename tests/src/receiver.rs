@@ -1,18 +1,20 @@
-//! A real HTTP receiver on a random loopback port that records every request and answers
-//! as scripted.
+//! A real HTTP (or HTTPS) receiver on a random loopback port that records every request
+//! and answers as scripted.
 
+use crate::tls::TlsListener;
 use axum::{
     Router,
     body::Bytes,
     extract::State,
-    http::{HeaderMap, StatusCode, Uri},
+    http::{HeaderMap, HeaderValue, StatusCode, Uri, header::LOCATION},
+    response::{IntoResponse, Response},
     routing::any,
 };
 use std::{
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
-use tokio::task::JoinHandle;
+use tokio::{net::TcpListener, task::JoinHandle};
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -40,11 +42,13 @@ struct Script {
     requests: Vec<Received>,
     status: u16,
     body: String,
+    location: Option<String>,
 }
 
 /// The receiver; stops when dropped.
 pub struct Receiver {
     pub addr: std::net::SocketAddr,
+    scheme: &'static str,
     state: Arc<Mutex<Script>>,
     server: JoinHandle<()>,
 }
@@ -60,7 +64,7 @@ async fn record(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, String) {
+) -> Response {
     let mut script = state.lock().expect("receiver state");
     script.requests.push(Received {
         path: uri.path().to_owned(),
@@ -68,32 +72,68 @@ async fn record(
         body,
         at: Instant::now(),
     });
-    (
+    let mut response = (
         StatusCode::from_u16(script.status).unwrap_or(StatusCode::OK),
         script.body.clone(),
     )
+        .into_response();
+    if let Some(location) = script.location.as_deref() {
+        let value = HeaderValue::from_str(location).expect("a valid Location");
+        response.headers_mut().insert(LOCATION, value);
+    }
+    response
+}
+
+/// The script of a new receiver (200 `{"ok":true}`) and its router.
+fn script_and_router() -> (Arc<Mutex<Script>>, Router) {
+    let state = Arc::new(Mutex::new(Script {
+        status: 200,
+        body: r#"{"ok":true}"#.into(),
+        ..Script::default()
+    }));
+    let router = Router::new()
+        .fallback(any(record))
+        .with_state(state.clone());
+    (state, router)
 }
 
 impl Receiver {
-    /// A receiver answering 200 `{"ok":true}`.
+    /// An http receiver answering 200 `{"ok":true}`.
     pub async fn start() -> Self {
-        let state = Arc::new(Mutex::new(Script {
-            status: 200,
-            body: r#"{"ok":true}"#.into(),
-            ..Script::default()
-        }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let (state, router) = script_and_router();
+        let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind receiver");
         let addr = listener.local_addr().expect("addr");
-        let app = Router::new()
-            .fallback(any(record))
-            .with_state(state.clone());
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(listener, router).await;
         });
         Receiver {
             addr,
+            scheme: "http",
+            state,
+            server,
+        }
+    }
+
+    /// An https receiver answering 200 `{"ok":true}` with the certificate of `tls` (see
+    /// [`crate::tls::TestCa::server_config`]).
+    pub async fn start_https(tls: Arc<rustls::ServerConfig>) -> Self {
+        let (state, router) = script_and_router();
+        let tcp = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind receiver");
+        let addr = tcp.local_addr().expect("addr");
+        let listener = TlsListener {
+            tcp,
+            acceptor: tls.into(),
+        };
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Receiver {
+            addr,
+            scheme: "https",
             state,
             server,
         }
@@ -106,9 +146,23 @@ impl Receiver {
         script.body = body.to_owned();
     }
 
+    /// Answers every request with a redirect: `status` and `Location: location`.
+    pub fn redirect_to(&self, status: u16, location: &str) {
+        let mut script = self.state.lock().expect("receiver state");
+        script.status = status;
+        script.body = String::new();
+        script.location = Some(location.to_owned());
+    }
+
     /// The URL of `path` on this receiver.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
+    }
+
+    /// The URL of `path` on this receiver reached by the name `host` (which the api must
+    /// resolve to 127.0.0.1, e.g. with `--dns-override`).
+    pub fn url_at(&self, host: &str, path: &str) -> String {
+        format!("{}://{host}:{}{path}", self.scheme, self.addr.port())
     }
 
     /// Every request so far.

@@ -1,7 +1,12 @@
 //! Settings of the delivery engine, shared by `leadrelay-worker` and the api's embedded
 //! worker (flattened into both command lines, each also a `LEADRELAY_*` variable).
 
-use std::{net::SocketAddr, time::Duration};
+use crate::{outbound::ExtraCa, resolver::DnsOverride, targets::TargetPolicy};
+use ipnet::IpNet;
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 /// How deliveries are attempted.
 #[derive(clap::Args, Debug, Clone)]
@@ -26,6 +31,19 @@ pub struct DeliverySettings {
     /// Development only: allow http:// and loopback targets (private ranges stay blocked).
     #[arg(long, env = "LEADRELAY_ALLOW_INSECURE_TARGETS", default_value_t = false, action = clap::ArgAction::Set)]
     pub allow_insecure_targets: bool,
+    /// Comma-separated CIDRs (or single addresses) exempt from the private/loopback rules,
+    /// for on-premise receivers; https is still required and metadata addresses stay
+    /// blocked.
+    #[arg(long, env = "LEADRELAY_TARGET_ALLOWLIST", value_delimiter = ',', value_parser = parse_cidr)]
+    pub target_allowlist: Vec<IpNet>,
+    /// PEM file of extra CA certificates trusted for https targets, besides the platform's.
+    #[arg(long, env = "LEADRELAY_EXTRA_CA_FILE", value_parser = ExtraCa::load)]
+    pub extra_ca_file: Option<ExtraCa>,
+    /// For tests and staging: comma-separated `name=ip` pairs answered instead of DNS
+    /// (repeat a name for several addresses). The addresses are still checked like
+    /// resolved ones, so an override can never reach a blocked target.
+    #[arg(long = "dns-override", env = "LEADRELAY_DNS_OVERRIDES", value_delimiter = ',', value_parser = DnsOverride::parse)]
+    pub dns_overrides: Vec<DnsOverride>,
     /// Prefix of every Redis key and channel, so several installations share one Redis.
     #[arg(long, env = "LEADRELAY_REDIS_PREFIX", default_value = "leadrelay")]
     pub redis_prefix: String,
@@ -52,6 +70,15 @@ pub struct WorkerConfig {
     pub delivery: DeliverySettings,
 }
 
+impl From<&DeliverySettings> for TargetPolicy {
+    fn from(settings: &DeliverySettings) -> Self {
+        TargetPolicy {
+            allow_insecure: settings.allow_insecure_targets,
+            allowlist: settings.target_allowlist.clone(),
+        }
+    }
+}
+
 /// The retry ladder: the delay before each attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ladder(pub Vec<Duration>);
@@ -59,6 +86,14 @@ pub struct Ladder(pub Vec<Duration>);
 fn parse_duration(raw: &str) -> Result<Duration, String> {
     humantime::parse_duration(raw.trim())
         .map_err(|e| format!("{raw:?} is not a duration like 30s or 5m: {e}"))
+}
+
+/// A CIDR like `10.20.0.0/16`, or one address (`/32` or `/128`).
+fn parse_cidr(raw: &str) -> Result<IpNet, String> {
+    let raw = raw.trim();
+    raw.parse::<IpNet>()
+        .or_else(|_| raw.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{raw:?} is not a CIDR like 10.20.0.0/16"))
 }
 
 fn parse_ladder(raw: &str) -> Result<Ladder, String> {
@@ -110,6 +145,76 @@ mod tests {
         .to_string();
         assert!(err.contains("--retry-ladder"), "{err}");
         assert!(err.contains("soon"), "{err}");
+    }
+
+    fn parse(extra: &[&str]) -> Result<WorkerConfig, clap::Error> {
+        let mut args = vec![
+            "w",
+            "--database-url",
+            "postgres://x",
+            "--redis-url",
+            "redis://x",
+        ];
+        args.extend_from_slice(extra);
+        WorkerConfig::try_parse_from(args)
+    }
+
+    #[test]
+    fn target_settings_default_to_none() {
+        let d = parse(&[]).unwrap().delivery;
+        assert!(d.target_allowlist.is_empty());
+        assert!(d.extra_ca_file.is_none());
+        assert!(d.dns_overrides.is_empty());
+        assert_eq!(TargetPolicy::from(&d), TargetPolicy::default());
+    }
+
+    #[test]
+    fn allowlist_takes_cidrs_and_single_addresses() {
+        let d = parse(&[
+            "--target-allowlist",
+            "10.20.0.0/16, 192.168.1.7,fd00:1::/64",
+        ])
+        .unwrap()
+        .delivery;
+        let policy = TargetPolicy::from(&d);
+        assert_eq!(policy.allowlist.len(), 3);
+        assert!(policy.check_ip("192.168.1.7".parse().unwrap()).is_ok());
+        assert!(policy.check_ip("192.168.1.8".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn bad_allowlist_names_the_setting() {
+        let err = parse(&["--target-allowlist", "10.0.0.0/8,10.0.0/33"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--target-allowlist"), "{err}");
+        assert!(err.contains("10.0.0/33"), "{err}");
+    }
+
+    #[test]
+    fn dns_overrides_are_pairs() {
+        let d = parse(&[
+            "--dns-override",
+            "a.test=10.0.0.1,a.test=::1,b.test=1.2.3.4",
+        ])
+        .unwrap()
+        .delivery;
+        assert_eq!(d.dns_overrides.len(), 3);
+        let err = parse(&["--dns-override", "a.test"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--dns-override"), "{err}");
+    }
+
+    #[test]
+    fn unreadable_or_invalid_ca_file_names_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_pem = dir.path().join("ca.pem");
+        std::fs::write(&not_pem, "hello").unwrap();
+        for path in [not_pem.to_str().unwrap(), "/nonexistent/ca.pem"] {
+            let err = parse(&["--extra-ca-file", path]).unwrap_err().to_string();
+            assert!(err.contains("--extra-ca-file"), "{err}");
+        }
     }
 
     #[test]

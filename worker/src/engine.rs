@@ -86,9 +86,11 @@ impl Engine {
         queue: Queue,
         settings: DeliverySettings,
     ) -> Result<Self, Error> {
-        let outbound = Outbound::new(TargetPolicy {
-            allow_insecure: settings.allow_insecure_targets,
-        })?;
+        let outbound = Outbound::new(
+            TargetPolicy::from(&settings),
+            settings.extra_ca_file.as_ref(),
+            &settings.dns_overrides,
+        )?;
         Ok(Self {
             db,
             events,

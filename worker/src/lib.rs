@@ -1,6 +1,6 @@
 //! The LeadRelay delivery engine: the queue (apalis on Redis, or in-process), claiming
 //! ledger rows, rendering the outbound body, the outbound HTTP client with its target
-//! rules, and delivery events. The api decides what to deliver; this crate delivers it.
+//! rules and resolver, and delivery events. The api decides what to deliver; this crate delivers it.
 
 pub mod config;
 pub mod db;
@@ -13,6 +13,7 @@ pub mod ladder;
 pub mod outbound;
 pub mod payload;
 pub mod queue;
+pub mod resolver;
 pub mod secrets;
 pub mod server;
 pub mod signing;

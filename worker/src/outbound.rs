@@ -1,12 +1,19 @@
-//! The outbound HTTP client: no proxies (so proxy variables cannot bypass the target
-//! rules), no redirects, a timeout per request, and a capped excerpt of each response.
+//! The outbound HTTP client: names resolved by our [`PolicyResolver`] (every address
+//! checked), literal addresses checked before sending, no proxies (so proxy variables
+//! cannot bypass the target rules), no redirects, a timeout per request, and a capped
+//! excerpt of each response.
 
 use crate::{
     error::Error,
+    resolver::{DnsOverride, PolicyResolver, ResolveError},
     targets::{TargetError, TargetPolicy},
 };
 use leadrelay_entity::AttemptErrorKind;
-use std::time::{Duration, Instant};
+use rustls::pki_types::{CertificateDer, pem::PemObject};
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
 
 /// The most of a response body kept in the attempt log.
 pub const EXCERPT_BYTES: usize = 4096;
@@ -38,6 +45,50 @@ impl Outcome {
     }
 }
 
+/// `LEADRELAY_EXTRA_CA_FILE`: CA certificates trusted besides the platform's, read and
+/// validated at start-up.
+#[derive(Clone)]
+pub struct ExtraCa {
+    pub path: PathBuf,
+    pub certs: Vec<CertificateDer<'static>>,
+}
+
+impl std::fmt::Debug for ExtraCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ExtraCa({}, {} certificate(s))",
+            self.path.display(),
+            self.certs.len()
+        )
+    }
+}
+
+impl ExtraCa {
+    /// Reads a PEM file of one or more CA certificates; each must parse as a trust anchor.
+    pub fn load(path: &str) -> Result<Self, String> {
+        let path = Path::new(path.trim());
+        let pem =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let certs = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{} is not a PEM file: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{} holds no PEM certificate", path.display()));
+        }
+        let mut store = rustls::RootCertStore::empty();
+        for (i, cert) in certs.iter().enumerate() {
+            store
+                .add(cert.clone())
+                .map_err(|e| format!("certificate {} of {}: {e}", i + 1, path.display()))?;
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            certs,
+        })
+    }
+}
+
 /// The shared outbound client.
 #[derive(Clone)]
 pub struct Outbound {
@@ -46,24 +97,42 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    /// Builds the client for the given target policy.
-    pub fn new(policy: TargetPolicy) -> Result<Self, Error> {
+    /// Builds the client: `policy` checks literal addresses before sending and every
+    /// resolved address inside the resolver; `extra_ca` is trusted besides the platform's
+    /// roots; `dns_overrides` answer those names instead of DNS (still checked).
+    pub fn new(
+        policy: TargetPolicy,
+        extra_ca: Option<&ExtraCa>,
+        dns_overrides: &[DnsOverride],
+    ) -> Result<Self, Error> {
         // reqwest is built without a bundled crypto provider; ring is the one sqlx uses too.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let extra_roots = extra_ca
+            .map(|ca| {
+                ca.certs
+                    .iter()
+                    .map(|der| reqwest::Certificate::from_der(der))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()
+            .map_err(|e| Error::Client(format!("LEADRELAY_EXTRA_CA_FILE: {e}")))?
+            .unwrap_or_default();
         let client = reqwest::Client::builder()
+            .dns_resolver(PolicyResolver::new(policy.clone(), dns_overrides))
+            .tls_certs_merge(extra_roots)
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("LeadRelay/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
-            .map_err(|e| Error::Client(e.to_string()))?;
+            .map_err(|e| Error::Client(error_chain(&e)))?;
         Ok(Self { client, policy })
     }
 
     /// The target rules this client enforces.
-    pub fn policy(&self) -> TargetPolicy {
-        self.policy
+    pub fn policy(&self) -> &TargetPolicy {
+        &self.policy
     }
 
     /// POSTs the request; never fails, every problem becomes part of the outcome.
@@ -126,25 +195,51 @@ fn blocked(e: TargetError, started: Instant) -> Outcome {
 }
 
 fn failed(e: &reqwest::Error, started: Instant) -> Outcome {
-    let chain = error_chain(e);
-    let kind = if e.is_timeout() {
-        AttemptErrorKind::Timeout
-    } else if chain.contains("dns error") || chain.contains("failed to lookup address") {
-        AttemptErrorKind::Dns
-    } else if chain.contains("certificate") || chain.contains("tls") || chain.contains("handshake")
-    {
-        AttemptErrorKind::Tls
-    } else if e.is_connect() {
-        AttemptErrorKind::Connect
-    } else {
-        AttemptErrorKind::Http
-    };
+    let (kind, error) = classify(e);
     Outcome {
         duration: started.elapsed(),
         error_kind: Some(kind),
-        error: Some(chain),
+        error: Some(error),
         ..Outcome::default()
     }
+}
+
+/// The attempt error kind of a failed send, and its message. Our resolver's errors are
+/// found by type in the source chain (BLOCKED, DNS), as are rustls's (TLS).
+fn classify(e: &reqwest::Error) -> (AttemptErrorKind, String) {
+    match find_source::<ResolveError>(e) {
+        Some(blocked @ ResolveError::Blocked { .. }) => {
+            (AttemptErrorKind::Blocked, blocked.to_string())
+        }
+        Some(_) => (AttemptErrorKind::Dns, error_chain(e)),
+        None if e.is_timeout() => (AttemptErrorKind::Timeout, error_chain(e)),
+        None if find_source::<rustls::Error>(e).is_some() => {
+            (AttemptErrorKind::Tls, error_chain(e))
+        }
+        None if e.is_connect() => (AttemptErrorKind::Connect, error_chain(e)),
+        None => (AttemptErrorKind::Http, error_chain(e)),
+    }
+}
+
+/// The first error of type `T` in `e`'s source chain. An `io::Error`'s `source()` skips
+/// the error it wraps (where TLS errors travel, sometimes in nested `io::Error`s), so the
+/// walk steps into the wrapped error instead.
+fn find_source<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(found) = err.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = match err.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
 }
 
 /// The error and its sources in one line, e.g. `error sending request: connection refused`.
@@ -225,5 +320,85 @@ mod tests {
     #[test]
     fn invalid_utf8_is_replaced_not_dropped() {
         assert_eq!(excerpt(b"ok \xff end"), "ok \u{fffd} end");
+    }
+
+    async fn send(policy: TargetPolicy, overrides: &[&str], url: &str) -> Outcome {
+        let overrides: Vec<_> = overrides
+            .iter()
+            .map(|o| DnsOverride::parse(o).unwrap())
+            .collect();
+        let outbound = Outbound::new(policy, None, &overrides).unwrap();
+        outbound
+            .post(OutboundRequest {
+                url,
+                headers: &[],
+                body: b"{}".to_vec(),
+                timeout: Duration::from_secs(5),
+            })
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_name_resolving_to_a_refused_address_is_blocked_not_dns() {
+        let dev = TargetPolicy {
+            allow_insecure: true,
+            allowlist: Vec::new(),
+        };
+        let outcome = send(dev, &["private.test=10.0.0.1"], "http://private.test:9/x").await;
+        assert_eq!(outcome.error_kind, Some(AttemptErrorKind::Blocked));
+        let error = outcome.error.unwrap();
+        assert!(
+            error.starts_with("target private.test points to a private"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_literal_refused_address_is_blocked_before_sending() {
+        let outcome = send(
+            TargetPolicy::default(),
+            &[],
+            "https://[::ffff:127.0.0.1]:9/",
+        )
+        .await;
+        assert_eq!(outcome.error_kind, Some(AttemptErrorKind::Blocked));
+    }
+
+    #[tokio::test]
+    async fn an_unknown_name_is_dns() {
+        let outcome = send(
+            TargetPolicy::default(),
+            &[],
+            "https://no-such-host.invalid/",
+        )
+        .await;
+        assert_eq!(
+            outcome.error_kind,
+            Some(AttemptErrorKind::Dns),
+            "{outcome:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_connect() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let dev = TargetPolicy {
+            allow_insecure: true,
+            allowlist: Vec::new(),
+        };
+        let outcome = send(
+            dev,
+            &["closed.test=127.0.0.1"],
+            &format!("http://closed.test:{port}/"),
+        )
+        .await;
+        assert_eq!(
+            outcome.error_kind,
+            Some(AttemptErrorKind::Connect),
+            "{outcome:?}"
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! Which outbound URLs LeadRelay may call (ARCHITECTURE §7): HTTPS only, and never a
 //! loopback, private, link-local, CGNAT, multicast or metadata address. The development
-//! switch allows `http` and loopback, and nothing else.
+//! switch allows `http` and loopback, and nothing else; the allowlist exempts chosen
+//! ranges (on-premise receivers).
 
+use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Why a target URL is refused; the message is shown to the customer.
@@ -17,18 +19,35 @@ pub enum TargetError {
     Loopback,
     #[error("points to a private, link-local or reserved address ({0})")]
     Reserved(IpAddr),
+    #[error("points to a cloud metadata address ({0})")]
+    Metadata(IpAddr),
 }
 
+/// Cloud instance-metadata endpoints: they hand out credentials, so no setting, not even
+/// the allowlist, makes them a valid target.
+const METADATA: [IpAddr; 4] = [
+    IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)), // AWS, GCP, Azure, OpenStack
+    IpAddr::V4(Ipv4Addr::new(169, 254, 170, 2)),   // AWS ECS task credentials
+    IpAddr::V4(Ipv4Addr::new(100, 100, 100, 200)), // Alibaba Cloud
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254)), // AWS over IPv6
+];
+
 /// The rules in force for outbound targets.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TargetPolicy {
     /// `LEADRELAY_ALLOW_INSECURE_TARGETS`: http and loopback allowed (development only).
     pub allow_insecure: bool,
+    /// `LEADRELAY_TARGET_ALLOWLIST`: an address inside one of these ranges passes
+    /// [`TargetPolicy::check_ip`] even when it is private, loopback, link-local or
+    /// otherwise reserved, so on-premise receivers can be reached without the development
+    /// switch. It never exempts a metadata address, and https is still required.
+    pub allowlist: Vec<IpNet>,
 }
 
 impl TargetPolicy {
     /// Checks a URL without any DNS lookup: its scheme, and its host when that is a literal
-    /// address or `localhost`. Used at save time and again before each request.
+    /// address or `localhost`. Used at save time and again before each request; names are
+    /// checked at delivery time by [`crate::resolver::PolicyResolver`].
     pub fn check_url(&self, raw: &str) -> Result<reqwest::Url, TargetError> {
         let url = reqwest::Url::parse(raw.trim()).map_err(|_| TargetError::Invalid)?;
         match url.scheme() {
@@ -43,8 +62,10 @@ impl TargetPolicy {
             None => Err(TargetError::Invalid),
             Some(url::Host::Domain(name)) => {
                 let name = name.trim_end_matches('.').to_ascii_lowercase();
-                if (name == "localhost" || name.ends_with(".localhost")) && !self.allow_insecure {
-                    Err(TargetError::Loopback)
+                if name == "localhost" || name.ends_with(".localhost") {
+                    // `localhost` is loopback whatever DNS says: allowed exactly when
+                    // 127.0.0.1 is (the switch, or an allowlisted range).
+                    self.check_ip(Ipv4Addr::LOCALHOST.into()).map(|()| url)
                 } else {
                     Ok(url)
                 }
@@ -54,12 +75,24 @@ impl TargetPolicy {
         }
     }
 
-    /// Checks one address a target resolves to.
+    /// Checks one address a target resolves to. IPv4-mapped IPv6 addresses
+    /// (`::ffff:10.0.0.1`) are judged as the IPv4 address they carry.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), TargetError> {
+        let raw = ip;
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
         };
+        if METADATA.contains(&ip) {
+            return Err(TargetError::Metadata(ip));
+        }
+        if self
+            .allowlist
+            .iter()
+            .any(|net| net.contains(&ip) || net.contains(&raw))
+        {
+            return Ok(());
+        }
         if ip.is_loopback() {
             return if self.allow_insecure {
                 Ok(())
@@ -104,6 +137,7 @@ fn is_reserved_v6(ip: Ipv6Addr) -> bool {
         || (first & 0xffc0) == 0xfe80 // link-local
         || (first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
         || (first == 0x0064 && ip.segments()[1] == 0xff9b) // NAT64
+        || ip.segments()[..6] == [0; 6] // IPv4-compatible (deprecated), ::/96
 }
 
 #[cfg(test)]
@@ -112,10 +146,19 @@ mod tests {
 
     const STRICT: TargetPolicy = TargetPolicy {
         allow_insecure: false,
+        allowlist: Vec::new(),
     };
     const DEV: TargetPolicy = TargetPolicy {
         allow_insecure: true,
+        allowlist: Vec::new(),
     };
+
+    fn allowing(ranges: &[&str]) -> TargetPolicy {
+        TargetPolicy {
+            allow_insecure: false,
+            allowlist: ranges.iter().map(|r| r.parse().unwrap()).collect(),
+        }
+    }
 
     #[test]
     fn https_public_host_is_allowed() {
@@ -161,13 +204,74 @@ mod tests {
             "http://[fd00:ec2::254]/",
             "http://[fe80::1]/",
             "http://[::ffff:10.0.0.1]/",
+            "http://[::ffff:169.254.169.254]/",
+            "http://[::10.0.0.1]/",
             "http://224.0.0.1/",
         ] {
             assert!(
-                matches!(DEV.check_url(url), Err(TargetError::Reserved(_))),
+                matches!(
+                    DEV.check_url(url),
+                    Err(TargetError::Reserved(_) | TargetError::Metadata(_))
+                ),
                 "{url}"
             );
         }
+    }
+
+    #[test]
+    fn the_allowlist_exempts_its_ranges_only() {
+        let policy = allowing(&["10.20.0.0/16", "127.0.0.1/32", "fd12:3456::/32"]);
+        for ip in ["10.20.3.4", "127.0.0.1", "::ffff:10.20.0.1", "fd12:3456::1"] {
+            assert_eq!(policy.check_ip(ip.parse().unwrap()), Ok(()), "{ip}");
+        }
+        assert!(matches!(
+            policy.check_ip("10.21.0.1".parse().unwrap()),
+            Err(TargetError::Reserved(_))
+        ));
+        assert_eq!(
+            policy.check_ip("127.0.0.2".parse().unwrap()),
+            Err(TargetError::Loopback)
+        );
+        assert!(policy.check_ip("93.184.216.34".parse().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn the_allowlist_applies_to_literal_urls_and_localhost_but_not_to_the_scheme() {
+        let policy = allowing(&["10.0.0.0/8", "127.0.0.0/8"]);
+        assert!(policy.check_url("https://10.1.2.3:8443/x").is_ok());
+        assert!(policy.check_url("https://localhost:8443/x").is_ok());
+        assert_eq!(
+            policy.check_url("http://10.1.2.3/x"),
+            Err(TargetError::Scheme)
+        );
+        assert!(matches!(
+            policy.check_url("https://192.168.0.1/x"),
+            Err(TargetError::Reserved(_))
+        ));
+    }
+
+    #[test]
+    fn metadata_addresses_are_never_exempt() {
+        let policy = TargetPolicy {
+            allow_insecure: true,
+            allowlist: vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()],
+        };
+        for ip in [
+            "169.254.169.254",
+            "169.254.170.2",
+            "100.100.100.200",
+            "fd00:ec2::254",
+            "::ffff:169.254.169.254",
+        ] {
+            assert!(
+                matches!(
+                    policy.check_ip(ip.parse().unwrap()),
+                    Err(TargetError::Metadata(_))
+                ),
+                "{ip}"
+            );
+        }
+        assert!(policy.check_ip("169.254.1.1".parse().unwrap()).is_ok());
     }
 
     #[test]

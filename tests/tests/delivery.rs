@@ -2,7 +2,7 @@
 //! and the integration's custom headers, and the customer sees the delivery and its
 //! attempt over GraphQL (PostgreSQL + Redis, worker in the api process).
 
-use leadrelay_tests::{Receiver, TestApp, eventually};
+use leadrelay_tests::{Mode, Receiver, TestApp, eventually};
 use serde_json::json;
 use std::time::Duration;
 
@@ -206,7 +206,12 @@ async fn every_active_integration_gets_one_delivery_and_inactive_ones_none() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_error_is_recorded_on_the_attempt() {
-    let app = TestApp::production().await;
+    // A one-attempt ladder: the first 5xx is the last.
+    let app = TestApp::start(
+        Mode::Production,
+        &["--allow-insecure-targets", "true", "--retry-ladder", "0s"],
+    )
+    .await;
     let receiver = Receiver::start().await;
     receiver.respond_with(500, "database on fire");
     let owner = app.signup().await;
@@ -228,7 +233,11 @@ async fn a_receiver_error_is_recorded_on_the_attempt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_port_is_a_connect_error() {
-    let app = TestApp::production().await;
+    let app = TestApp::start(
+        Mode::Production,
+        &["--allow-insecure-targets", "true", "--retry-ladder", "0s"],
+    )
+    .await;
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap()

@@ -6,7 +6,7 @@ use axum::{
     Router,
     body::Bytes,
     extract::State,
-    http::{HeaderMap, HeaderValue, StatusCode, Uri, header::LOCATION},
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri},
     response::{IntoResponse, Response},
     routing::any,
 };
@@ -42,7 +42,11 @@ struct Script {
     requests: Vec<Received>,
     status: u16,
     body: String,
-    location: Option<String>,
+    headers: Vec<(String, String)>,
+    delay: Duration,
+    /// Requests being answered now, and the most there ever were at once.
+    active: usize,
+    max_active: usize,
 }
 
 /// The receiver; stops when dropped.
@@ -65,22 +69,34 @@ async fn record(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut script = state.lock().expect("receiver state");
-    script.requests.push(Received {
-        path: uri.path().to_owned(),
-        headers,
-        body,
-        at: Instant::now(),
-    });
-    let mut response = (
-        StatusCode::from_u16(script.status).unwrap_or(StatusCode::OK),
-        script.body.clone(),
-    )
-        .into_response();
-    if let Some(location) = script.location.as_deref() {
-        let value = HeaderValue::from_str(location).expect("a valid Location");
-        response.headers_mut().insert(LOCATION, value);
+    let (response, delay) = {
+        let mut script = state.lock().expect("receiver state");
+        script.requests.push(Received {
+            path: uri.path().to_owned(),
+            headers,
+            body,
+            at: Instant::now(),
+        });
+        let mut response = (
+            StatusCode::from_u16(script.status).unwrap_or(StatusCode::OK),
+            script.body.clone(),
+        )
+            .into_response();
+        for (name, value) in &script.headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("a valid header name");
+            response.headers_mut().insert(
+                name,
+                HeaderValue::from_str(value).expect("a valid header value"),
+            );
+        }
+        script.active += 1;
+        script.max_active = script.max_active.max(script.active);
+        (response, script.delay)
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
+    state.lock().expect("receiver state").active -= 1;
     response
 }
 
@@ -151,7 +167,23 @@ impl Receiver {
         let mut script = self.state.lock().expect("receiver state");
         script.status = status;
         script.body = String::new();
-        script.location = Some(location.to_owned());
+        script.headers = vec![("location".to_owned(), location.to_owned())];
+    }
+
+    /// Adds a header to every answer from now on (e.g. `Retry-After`).
+    pub fn with_header(&self, name: &str, value: &str) {
+        let mut script = self.state.lock().expect("receiver state");
+        script.headers.push((name.to_owned(), value.to_owned()));
+    }
+
+    /// The most requests the receiver was answering at the same time.
+    pub fn max_concurrent(&self) -> usize {
+        self.state.lock().expect("receiver state").max_active
+    }
+
+    /// Answers only after `delay` (a slow or hanging receiver).
+    pub fn delay_by(&self, delay: Duration) {
+        self.state.lock().expect("receiver state").delay = delay;
     }
 
     /// The URL of `path` on this receiver.

@@ -1,0 +1,473 @@
+//! The delivery engine's ladder on the real stack (PostgreSQL + Redis, ladders in
+//! seconds): transient failures retry at the ladder's spacing, configuration errors fail
+//! at once, the fallback takes over, and finished deliveries can be resent.
+
+use leadrelay_tests::{Mode, Receiver, Session, TestApp};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+async fn app_with_ladder(ladder: &str) -> TestApp {
+    TestApp::start(
+        Mode::Production,
+        &["--allow-insecure-targets", "true", "--retry-ladder", ladder],
+    )
+    .await
+}
+
+/// Creates a list with one integration (extra `input` fields merged) and posts a lead;
+/// returns the delivery id.
+async fn one_delivery(app: &TestApp, owner: &Session, input: Value) -> (String, String) {
+    let list = app.create_list(owner, "Retries").await;
+    let mut full = json!({ "listId": list.id, "name": "hook" });
+    full.as_object_mut()
+        .unwrap()
+        .extend(input.as_object().unwrap().clone());
+    let created = app
+        .gql_ok(
+            &owner.token,
+            "mutation($i: CreateIntegrationInput!) { createIntegration(input: $i) { id } }",
+            json!({ "i": full }),
+        )
+        .await;
+    let (status, answer) = app
+        .post_lead(&list.inbound_url, &json!({ "email": "retry@example.com" }))
+        .await;
+    assert_eq!(status, 202);
+    let delivery = app
+        .lead_deliveries(owner, answer["lead_id"].as_str().unwrap())
+        .await
+        .remove(0);
+    (
+        delivery,
+        created["createIntegration"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    )
+}
+
+fn gaps(receiver: &Receiver) -> Vec<Duration> {
+    let at: Vec<_> = receiver.requests().iter().map(|r| r.at).collect();
+    at.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
+fn assert_spacing(gaps: &[Duration], steps: &[u64]) {
+    assert_eq!(gaps.len(), steps.len(), "{gaps:?}");
+    for (gap, step) in gaps.iter().zip(steps) {
+        let step = Duration::from_secs(*step);
+        assert!(
+            *gap + Duration::from_millis(200) >= step && *gap <= step + Duration::from_secs(2),
+            "gap {gap:?} is not within -0.2 s/+2 s of the ladder step {step:?} (all gaps {gaps:?})"
+        );
+    }
+}
+
+fn statuses_of(attempts: &Value) -> Vec<(i64, String, Value)> {
+    attempts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["number"].as_i64().unwrap(),
+                a["endpoint"].as_str().unwrap().to_owned(),
+                a["statusCode"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_always_answers_503_gets_five_attempts_on_the_ladder_then_error() {
+    let app = app_with_ladder("0s,1s,2s,1s,1s").await;
+    let receiver = Receiver::start().await;
+    receiver.respond_with(503, "maintenance");
+    let owner = app.signup().await;
+    let (delivery, _) = one_delivery(&app, &owner, json!({ "url": receiver.url("/x") })).await;
+
+    receiver.wait_for(1, Duration::from_secs(15)).await;
+    let scheduled = leadrelay_tests::eventually(
+        "RETRY_SCHEDULED with nextAttemptAt",
+        Duration::from_secs(10),
+        || async {
+            let d = app.delivery(&owner, &delivery).await;
+            (d["status"] == "RETRY_SCHEDULED" && d["nextAttemptAt"].is_string()).then_some(d)
+        },
+    )
+    .await;
+    assert!(scheduled["attemptCount"].as_i64().unwrap() >= 1);
+
+    let done = app.wait_for_delivery(&owner, &delivery, "ERROR").await;
+    let attempts = statuses_of(&done["attempts"]);
+    assert_eq!(attempts.len(), 5);
+    for (i, (number, endpoint, status)) in attempts.iter().enumerate() {
+        assert_eq!(*number, i as i64 + 1);
+        assert_eq!(endpoint, "PRIMARY");
+        assert_eq!(*status, json!(503));
+    }
+    assert_eq!(done["attemptCount"], 5);
+    assert_eq!(receiver.requests().len(), 5, "no sixth attempt");
+    assert_spacing(&gaps(&receiver), &[1, 2, 1, 1]);
+    let ids: Vec<_> = receiver
+        .requests()
+        .iter()
+        .map(|r| r.header("webhook-id").unwrap().to_owned())
+        .collect();
+    assert!(
+        ids.iter().all(|id| *id == delivery),
+        "webhook-id is the delivery id on every retry: {ids:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fallback_takes_over_when_the_primary_ladder_is_spent() {
+    let app = app_with_ladder("0s,1s,1s").await;
+    let (primary, fallback) = (Receiver::start().await, Receiver::start().await);
+    primary.respond_with(503, "down");
+    let owner = app.signup().await;
+    let mut sub = app.subscribe_deliveries(&owner).await;
+    let (delivery, _) = one_delivery(
+        &app,
+        &owner,
+        json!({ "url": primary.url("/p"), "fallbackUrl": fallback.url("/f") }),
+    )
+    .await;
+
+    let done = app.wait_for_delivery(&owner, &delivery, "DELIVERED").await;
+    let attempts = statuses_of(&done["attempts"]);
+    assert_eq!(
+        attempts,
+        vec![
+            (1, "PRIMARY".into(), json!(503)),
+            (2, "PRIMARY".into(), json!(503)),
+            (3, "PRIMARY".into(), json!(503)),
+            (4, "FALLBACK".into(), json!(200)),
+        ]
+    );
+    assert_eq!(done["attempts"][3]["url"], fallback.url("/f"));
+    assert_eq!(fallback.requests().len(), 1);
+    assert_eq!(
+        fallback.requests()[0].json()["lead"]["email"],
+        "retry@example.com"
+    );
+
+    let mut seen = Vec::new();
+    while seen.last().map(String::as_str) != Some("DELIVERED") {
+        let data = sub
+            .next_data(Duration::from_secs(10))
+            .await
+            .expect("an event");
+        seen.push(
+            data["deliveryUpdates"]["status"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert!(
+        !seen.iter().any(|s| s == "ERROR"),
+        "no ERROR between the primary and the fallback: {seen:?}"
+    );
+    assert_eq!(
+        seen.iter().filter(|s| *s == "IN_FLIGHT").count(),
+        4,
+        "{seen:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_4xx_on_the_fallback_fails() {
+    let app = app_with_ladder("0s").await;
+    let (primary, fallback) = (Receiver::start().await, Receiver::start().await);
+    primary.respond_with(500, "boom");
+    fallback.respond_with(422, "bad payload");
+    let owner = app.signup().await;
+    let (delivery, _) = one_delivery(
+        &app,
+        &owner,
+        json!({ "url": primary.url("/p"), "fallbackUrl": fallback.url("/f") }),
+    )
+    .await;
+    let done = app.wait_for_delivery(&owner, &delivery, "FAILED").await;
+    assert_eq!(
+        statuses_of(&done["attempts"]),
+        vec![
+            (1, "PRIMARY".into(), json!(500)),
+            (2, "FALLBACK".into(), json!(422))
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_400_fails_after_one_attempt_and_a_resend_after_the_fix_delivers() {
+    let app = app_with_ladder("0s,1s,1s").await;
+    let (broken, fixed) = (Receiver::start().await, Receiver::start().await);
+    broken.respond_with(400, r#"{"error":"missing field: cpf"}"#);
+    let owner = app.signup().await;
+    let mut sub = app.subscribe_deliveries(&owner).await;
+    let (delivery, integration) =
+        one_delivery(&app, &owner, json!({ "url": broken.url("/v1") })).await;
+
+    let failed = app.wait_for_delivery(&owner, &delivery, "FAILED").await;
+    assert_eq!(failed["attemptCount"], 1);
+    assert_eq!(failed["attempts"][0]["statusCode"], 400);
+    assert_eq!(
+        failed["attempts"][0]["responseBody"],
+        r#"{"error":"missing field: cpf"}"#
+    );
+    assert_eq!(failed["attempts"][0]["errorKind"], "HTTP");
+    assert_eq!(failed["nextAttemptAt"], Value::Null);
+
+    // The customer fixes the integration (a new URL) and resends.
+    app.gql_ok(
+        &owner.token,
+        "mutation($id: ID!, $url: String!) { updateIntegration(id: $id, input: { url: $url }) { id } }",
+        json!({ "id": integration, "url": fixed.url("/v2") }),
+    )
+    .await;
+    let resent = app
+        .gql_ok(
+            &owner.token,
+            "mutation($id: ID!) { resendDelivery(id: $id) { id status } }",
+            json!({ "id": delivery }),
+        )
+        .await;
+    assert_eq!(resent["resendDelivery"]["status"], "PENDING");
+    let done = app.wait_for_delivery(&owner, &delivery, "DELIVERED").await;
+    assert_eq!(
+        statuses_of(&done["attempts"]),
+        vec![
+            (1, "PRIMARY".into(), json!(400)),
+            (2, "PRIMARY".into(), json!(200))
+        ]
+    );
+    assert_eq!(done["attempts"][1]["url"], fixed.url("/v2"));
+    assert_eq!(broken.requests().len(), 1, "a 4xx is never retried");
+    assert_eq!(
+        fixed.requests()[0].header("webhook-id"),
+        Some(delivery.as_str()),
+        "stable across resends"
+    );
+
+    let mut seen = Vec::new();
+    while seen.last().map(String::as_str) != Some("DELIVERED") {
+        let data = sub
+            .next_data(Duration::from_secs(10))
+            .await
+            .expect("an event");
+        seen.push(
+            data["deliveryUpdates"]["status"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(
+        seen,
+        ["IN_FLIGHT", "FAILED", "PENDING", "IN_FLIGHT", "DELIVERED"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resend_answers_conflict_while_in_progress_and_not_found_across_tenants() {
+    let app = app_with_ladder("0s,1s").await;
+    let receiver = Receiver::start().await;
+    receiver.delay_by(Duration::from_secs(3));
+    let owner = app.signup().await;
+    let (delivery, _) = one_delivery(&app, &owner, json!({ "url": receiver.url("/slow") })).await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+
+    let resend = "mutation($id: ID!) { resendDelivery(id: $id) { id } }";
+    let busy = app
+        .gql(Some(&owner.token), resend, json!({ "id": delivery }))
+        .await;
+    assert_eq!(
+        busy["errors"][0]["extensions"]["code"], "CONFLICT",
+        "{busy}"
+    );
+    let stranger = app.signup().await;
+    let theirs = app
+        .gql(Some(&stranger.token), resend, json!({ "id": delivery }))
+        .await;
+    assert_eq!(
+        theirs["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{theirs}"
+    );
+    let bulk = app
+        .gql_ok(&stranger.token, "mutation { resendDeliveries(filter: { status: [DELIVERED, FAILED, ERROR] }) { count } }", json!({}))
+        .await;
+    assert_eq!(bulk["resendDeliveries"]["count"], 0);
+    app.wait_for_delivery(&owner, &delivery, "DELIVERED").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_resend_restarts_every_matching_finished_delivery() {
+    let app = app_with_ladder("0s").await;
+    let receiver = Receiver::start().await;
+    receiver.respond_with(401, "bad token");
+    let owner = app.signup().await;
+    let list = app.create_list(&owner, "Bulk").await;
+    let integration = app
+        .create_integration(&owner, &list.id, &receiver.url("/b"), &[])
+        .await;
+    let mut deliveries = Vec::new();
+    for i in 0..3 {
+        let (_, answer) = app
+            .post_lead(
+                &list.inbound_url,
+                &json!({ "email": format!("b{i}@example.com") }),
+            )
+            .await;
+        deliveries.extend(
+            app.lead_deliveries(&owner, answer["lead_id"].as_str().unwrap())
+                .await,
+        );
+    }
+    for id in &deliveries {
+        app.wait_for_delivery(&owner, id, "FAILED").await;
+    }
+    receiver.respond_with(200, "ok");
+    let bulk = app
+        .gql_ok(
+            &owner.token,
+            "mutation($f: DeliveryFilter!) { resendDeliveries(filter: $f) { count } }",
+            json!({ "f": { "integrationId": integration, "status": ["FAILED"] } }),
+        )
+        .await;
+    assert_eq!(bulk["resendDeliveries"]["count"], 3);
+    for id in &deliveries {
+        let done = app.wait_for_delivery(&owner, id, "DELIVERED").await;
+        assert_eq!(done["attemptCount"], 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_on_429_is_honoured_and_408_is_retried() {
+    let app = app_with_ladder("0s,1s,1s").await;
+    let receiver = Receiver::start().await;
+    receiver.respond_with(429, "slow down");
+    receiver.with_header("retry-after", "3");
+    let owner = app.signup().await;
+    let (delivery, _) = one_delivery(&app, &owner, json!({ "url": receiver.url("/r") })).await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    receiver.respond_with(408, "request timeout");
+    receiver.wait_for(2, Duration::from_secs(10)).await;
+    receiver.respond_with(200, "ok");
+    let done = app.wait_for_delivery(&owner, &delivery, "DELIVERED").await;
+    let codes: Vec<_> = statuses_of(&done["attempts"])
+        .into_iter()
+        .map(|(_, _, c)| c)
+        .collect();
+    assert_eq!(codes, [json!(429), json!(408), json!(200)]);
+    assert_spacing(&gaps(&receiver), &[3, 1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_receiver_is_a_timeout_after_the_integration_timeout() {
+    let app = app_with_ladder("0s").await;
+    let receiver = Receiver::start().await;
+    receiver.delay_by(Duration::from_secs(20));
+    let owner = app.signup().await;
+    let (delivery, _) = one_delivery(
+        &app,
+        &owner,
+        json!({ "url": receiver.url("/hang"), "timeoutMs": 700 }),
+    )
+    .await;
+    let done = app.wait_for_delivery(&owner, &delivery, "ERROR").await;
+    let attempt = &done["attempts"][0];
+    assert_eq!(attempt["errorKind"], "TIMEOUT");
+    assert_eq!(attempt["statusCode"], Value::Null);
+    let took = attempt["durationMs"].as_i64().unwrap();
+    assert!(
+        (650..5000).contains(&took),
+        "the attempt took {took} ms with a 700 ms timeout"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_slow_integration_never_has_more_than_max_in_flight_requests() {
+    let app = app_with_ladder("0s").await;
+    let receiver = Receiver::start().await;
+    receiver.delay_by(Duration::from_millis(400));
+    let owner = app.signup().await;
+    let list = app.create_list(&owner, "Capped").await;
+    app.gql_ok(
+        &owner.token,
+        "mutation($i: CreateIntegrationInput!) { createIntegration(input: $i) { id } }",
+        json!({ "i": { "listId": list.id, "name": "slow", "url": receiver.url("/s"), "maxInFlight": 2 } }),
+    )
+    .await;
+    let posts = (0..8).map(|i| {
+        let (app, url) = (&app, list.inbound_url.clone());
+        async move {
+            app.post_lead(&url, &json!({ "email": format!("c{i}@example.com") }))
+                .await
+        }
+    });
+    for (status, _) in futures::future::join_all(posts).await {
+        assert_eq!(status, 202);
+    }
+    receiver.wait_for(8, Duration::from_secs(30)).await;
+    assert!(
+        receiver.max_concurrent() <= 2,
+        "{} requests at once with maxInFlight 2",
+        receiver.max_concurrent()
+    );
+    assert_eq!(
+        receiver.max_concurrent(),
+        2,
+        "the cap is used, not undershot"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_tracked_and_auto_pause_stops_a_failing_integration() {
+    let app = app_with_ladder("0s").await;
+    let receiver = Receiver::start().await;
+    let owner = app.signup().await;
+    let (first, integration) = one_delivery(
+        &app,
+        &owner,
+        json!({ "url": receiver.url("/h"), "autoPauseAfter": 2 }),
+    )
+    .await;
+    app.wait_for_delivery(&owner, &first, "DELIVERED").await;
+    let health = "query($id: ID!) { integration(id: $id) { active pausedReason autoPauseAfter
+        health { consecutiveFailures lastSuccessAt lastFailureAt } list { inboundUrl } } }";
+    let data = app
+        .gql_ok(&owner.token, health, json!({ "id": integration }))
+        .await;
+    assert_eq!(data["integration"]["health"]["consecutiveFailures"], 0);
+    assert!(data["integration"]["health"]["lastSuccessAt"].is_string());
+    let inbound = data["integration"]["list"]["inboundUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    receiver.respond_with(403, "forbidden");
+    for i in 0..2 {
+        let (_, answer) = app
+            .post_lead(&inbound, &json!({ "email": format!("p{i}@example.com") }))
+            .await;
+        let id = app
+            .lead_deliveries(&owner, answer["lead_id"].as_str().unwrap())
+            .await
+            .remove(0);
+        app.wait_for_delivery(&owner, &id, "FAILED").await;
+    }
+    let paused = app
+        .gql_ok(&owner.token, health, json!({ "id": integration }))
+        .await["integration"]
+        .clone();
+    assert_eq!(paused["active"], false);
+    assert_eq!(paused["health"]["consecutiveFailures"], 2);
+    assert!(paused["health"]["lastFailureAt"].is_string());
+    assert!(
+        paused["pausedReason"]
+            .as_str()
+            .unwrap()
+            .contains("2 consecutive"),
+        "{paused}"
+    );
+}

@@ -22,14 +22,19 @@ pub async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Value>) {
                 .is_ok(),
         ),
     };
+    let workers = match leadrelay_worker::heartbeat::live(&app.db).await {
+        Ok(n) => Some(n),
+        Err(e) => {
+            tracing::warn!(error = %e, "counting live workers");
+            None
+        }
+    };
     let ready = database && redis.unwrap_or(true);
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(json!({ "ready": ready, "database": database, "redis": redis })),
-    )
+    let body = json!({ "ready": ready, "database": database, "redis": redis, "workers": workers });
+    (status, Json(body))
 }

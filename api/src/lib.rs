@@ -173,6 +173,7 @@ pub async fn serve(
         .route("/", get(|| async { Html(DASHBOARD) }))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(leadrelay_worker::metrics::render))
         .route("/graphql", post(graphql::graphql).get(graphql::graphiql))
         .route("/graphql/ws", get(graphql::graphql_ws))
         .route(

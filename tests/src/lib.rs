@@ -426,6 +426,8 @@ pub fn binary(name: &str) -> PathBuf {
 /// A `leadrelay-worker` process, killed when dropped.
 pub struct WorkerProcess {
     pub child: tokio::process::Child,
+    /// Base URL of the worker's /healthz and /metrics.
+    pub base: String,
 }
 
 impl WorkerProcess {
@@ -448,7 +450,10 @@ impl WorkerProcess {
             .kill_on_drop(true)
             .spawn()
             .expect("spawning leadrelay-worker");
-        let worker = WorkerProcess { child };
+        let worker = WorkerProcess {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
         eventually("the worker's /healthz", Duration::from_secs(20), || async {
             http.get(format!("http://127.0.0.1:{port}/healthz"))

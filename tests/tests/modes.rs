@@ -61,8 +61,46 @@ async fn production_mode_with_a_separate_worker_process() {
         &["--allow-insecure-targets", "true"],
     )
     .await;
-    let _worker = app.spawn_worker().await;
+    let worker = app.spawn_worker().await;
     lead_travels_and_is_watched(&app).await;
+
+    // The api's readiness reports the worker's heartbeat; the worker's metrics count
+    // what it delivered.
+    let ready: Value = app
+        .http
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(ready["workers"].as_u64().is_some_and(|n| n >= 1), "{ready}");
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", worker.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"leadrelay_attempts_total{outcome="delivered"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"leadrelay_deliveries_total{outcome="delivered"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("leadrelay_lead_to_delivered_seconds_bucket"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("leadrelay_attempt_duration_seconds_bucket"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

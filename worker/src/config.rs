@@ -104,6 +104,12 @@ fn parse_ladder(raw: &str) -> Result<Ladder, String> {
     if steps.len() > 20 {
         return Err("at most 20 attempts".into());
     }
+    if steps
+        .iter()
+        .any(|step| *step > Duration::from_secs(24 * 3600))
+    {
+        return Err("each step must be at most 24h".into());
+    }
     Ok(Ladder(steps))
 }
 
@@ -215,6 +221,25 @@ mod tests {
             let err = parse(&["--extra-ca-file", path]).unwrap_err().to_string();
             assert!(err.contains("--extra-ca-file"), "{err}");
         }
+    }
+
+    #[test]
+    fn ladders_with_too_many_or_too_long_steps_are_refused() {
+        let parse = |ladder: &str| {
+            WorkerConfig::try_parse_from([
+                "w",
+                "--database-url",
+                "postgres://x",
+                "--redis-url",
+                "redis://x",
+                "--retry-ladder",
+                ladder,
+            ])
+        };
+        assert!(parse("0s,2d").is_err());
+        assert!(parse(&vec!["1s"; 21].join(",")).is_err());
+        assert!(parse("").is_err());
+        assert_eq!(parse("0s,1s").unwrap().delivery.retry_ladder.0.len(), 2);
     }
 
     #[test]

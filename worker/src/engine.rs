@@ -8,6 +8,7 @@ use crate::{
     events::{DeliveryEvent, EventBus},
     ids::new_id,
     ladder::{self, Verdict},
+    metrics,
     outbound::{Outbound, OutboundRequest, Outcome},
     payload,
     queue::Queue,
@@ -52,6 +53,31 @@ enum Claim {
     NotDue(Duration),
     /// Nothing to do: delivered, taken by another worker, or its integration is paused.
     Nothing,
+}
+
+fn record_metrics(
+    verdict: &Verdict,
+    outcome: &Outcome,
+    lead: &lead::Model,
+    settled: &delivery::Model,
+) {
+    let label = match verdict {
+        Verdict::Delivered => "delivered",
+        Verdict::Failed => "failed",
+        Verdict::Retry(_) => "retry",
+        Verdict::Failover => "failover",
+        Verdict::Exhausted => "error",
+    };
+    metrics::attempt(label, outcome.duration);
+    if matches!(
+        verdict,
+        Verdict::Delivered | Verdict::Failed | Verdict::Exhausted
+    ) {
+        metrics::delivery(label);
+    }
+    if let Some(at) = settled.delivered_at {
+        metrics::lead_to_delivered((at - lead.created_at).to_std().unwrap_or_default());
+    }
 }
 
 /// The secrets that sign an integration's requests: the current one, and the previous
@@ -219,6 +245,7 @@ impl Engine {
         else {
             return Ok(());
         };
+        record_metrics(&verdict, &outcome, &lead, &settled);
         self.publish(&settled, settled.attempt_count).await;
         if let (DeliveryStatus::RetryScheduled, Some(at)) =
             (settled.status, settled.next_attempt_at)

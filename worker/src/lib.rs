@@ -10,6 +10,7 @@ pub mod events;
 pub mod heartbeat;
 pub mod ids;
 pub mod ladder;
+pub mod metrics;
 pub mod outbound;
 pub mod payload;
 pub mod queue;

@@ -3,8 +3,8 @@
 //! it: sweeper, heartbeat, graceful drain.
 
 use crate::{
-    config::WorkerConfig, db, engine::Engine, events::EventBus, heartbeat, queue, queue::Queue,
-    sweeper,
+    config::WorkerConfig, db, engine::Engine, events::EventBus, heartbeat, metrics, queue,
+    queue::Queue, sweeper,
 };
 use axum::{Router, routing::get};
 use std::{future::Future, sync::Arc, time::Duration};
@@ -71,7 +71,9 @@ pub async fn run(
     let engine = Arc::new(Engine::new(ledger, events, queue, settings)?);
     let name = heartbeat::worker_name();
 
-    let health = Router::new().route("/healthz", get(|| async { "ok" }));
+    let health = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics::render));
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, health).await {
             tracing::error!(error = %e, "worker health endpoint stopped");

@@ -2,7 +2,7 @@
 //! integration may come back from a pause. Every interval one process (an advisory lock
 //! on PostgreSQL) re-enqueues rows that are due but unclaimed and rows whose lease ran out.
 
-use crate::{engine::now, error::Error, queue::Queue};
+use crate::{engine::now, error::Error, metrics, queue::Queue};
 use leadrelay_entity::{DeliveryStatus, delivery, integration};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait,
@@ -69,6 +69,23 @@ pub async fn sweep_once(
         .into_tuple()
         .all(&txn)
         .await?;
+    let oldest: Option<Option<chrono::DateTime<chrono::Utc>>> = delivery::Entity::find()
+        .select_only()
+        .column_as(delivery::Column::NextAttemptAt.min(), "oldest")
+        .filter(
+            delivery::Column::Status
+                .is_in([DeliveryStatus::Pending, DeliveryStatus::RetryScheduled]),
+        )
+        .filter(delivery::Column::NextAttemptAt.lte(now))
+        .into_tuple()
+        .one(&txn)
+        .await?;
+    metrics::queue_lag(
+        oldest
+            .flatten()
+            .and_then(|t| (now - t).to_std().ok())
+            .unwrap_or_default(),
+    );
     txn.commit().await?;
     let count = ids.len();
     if count > 0 {

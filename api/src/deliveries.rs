@@ -12,13 +12,12 @@ use crate::{
 };
 use async_graphql::{ComplexObject, Context, ID, InputObject, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
-use futures::{Stream, StreamExt, stream};
+use futures::{Stream, StreamExt};
 use leadrelay_entity::{
     AttemptErrorKind, DeliveryStatus, Endpoint, Role, delivery, delivery_attempt, integration, list,
 };
-use leadrelay_worker::{DeliveryEvent as BusEvent, engine};
+use leadrelay_worker::{DeliveryEvent as BusEvent, Event, engine};
 use sea_orm::{ColumnTrait, Condition, QueryFilter, QueryOrder, sea_query::Expr};
-use tokio::sync::broadcast::error::RecvError;
 
 /// One lead going to one integration.
 #[derive(SimpleObject, Clone)]
@@ -336,39 +335,33 @@ impl DeliverySubscription {
                 .await
                 .map_err(GqlError::from)?;
         }
-        let wanted = move |e: &BusEvent| {
-            e.tenant_id == tenant_id
+        let wanted = move |event: Event| {
+            let Event::Delivery(e) = event else {
+                return None;
+            };
+            let mine = e.tenant_id == tenant_id
                 && list_id.as_ref().is_none_or(|id| id.as_str() == e.list_id)
                 && integration_id
                     .as_ref()
-                    .is_none_or(|id| id.as_str() == e.integration_id)
+                    .is_none_or(|id| id.as_str() == e.integration_id);
+            mine.then_some(e)
         };
-        let receiver = app.events.subscribe();
-        let events = stream::unfold(receiver, |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(event) => return Some((event, rx)),
-                    Err(RecvError::Lagged(missed)) => {
-                        tracing::warn!(missed, "a subscriber fell behind")
-                    }
-                    Err(RecvError::Closed) => return None,
-                }
+        let events = app
+            .events
+            .stream()
+            .filter_map(move |event| std::future::ready(wanted(event)));
+        Ok(events.filter_map(move |e| {
+            let db = app.db.clone();
+            async move {
+                let row = get_for_tenant::<delivery::Entity>(&db, &e.tenant_id, &e.delivery_id)
+                    .await
+                    .ok()?;
+                Some(DeliveryEvent {
+                    delivery: row.into(),
+                    status: e.status,
+                    attempt: e.attempt,
+                })
             }
-        });
-        Ok(events
-            .filter(move |e| std::future::ready(wanted(e)))
-            .filter_map(move |e| {
-                let db = app.db.clone();
-                async move {
-                    let row = get_for_tenant::<delivery::Entity>(&db, &e.tenant_id, &e.delivery_id)
-                        .await
-                        .ok()?;
-                    Some(DeliveryEvent {
-                        delivery: row.into(),
-                        status: e.status,
-                        attempt: e.attempt,
-                    })
-                }
-            }))
+        }))
     }
 }

@@ -4,7 +4,7 @@
 use crate::{
     auth::{Auth, AuthMutation, AuthQuery},
     deliveries::{DeliveryMutation, DeliveryQuery, DeliverySubscription},
-    integrations::{IntegrationMutation, IntegrationQuery},
+    integrations::{IntegrationMutation, IntegrationQuery, IntegrationSubscription},
     leads::LeadQuery,
     lists::{ListMutation, ListQuery},
     state::AppState,
@@ -42,7 +42,7 @@ pub struct Mutation(
 
 /// Every subscription.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(DeliverySubscription);
+pub struct Subscription(DeliverySubscription, IntegrationSubscription);
 
 /// The LeadRelay schema.
 pub type AppSchema = Schema<Query, Mutation, Subscription>;

@@ -14,7 +14,9 @@ use axum::{
 use chrono::Utc;
 use leadrelay_entity::{DeliveryStatus, Endpoint, LeadStatus, delivery, integration, lead, list};
 use leadrelay_worker::ids::new_id;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, TransactionTrait,
+};
 use serde_json::{Map, Value, json};
 use std::net::SocketAddr;
 
@@ -218,7 +220,13 @@ pub async fn inbound(
     let targets = integration::Entity::find()
         .filter(integration::Column::TenantId.eq(list.tenant_id.as_str()))
         .filter(integration::Column::ListId.eq(list.id.as_str()))
-        .filter(integration::Column::Active.eq(true))
+        // An auto-paused integration still gets its deliveries: they wait in the ledger
+        // until it is active again. One switched off by hand gets none.
+        .filter(
+            Condition::any()
+                .add(integration::Column::Active.eq(true))
+                .add(integration::Column::PausedReason.is_not_null()),
+        )
         .all(&txn)
         .await?;
     let delivery_ids: Vec<String> = targets.iter().map(|_| new_id("dlv")).collect();

@@ -3,20 +3,21 @@
 
 use crate::{
     auth::{RequireRole, auth, state},
-    error::{ApiError, ApiResult, GqlResult},
+    error::{ApiError, ApiResult, GqlError, GqlResult},
     lists::{self, List},
     state::AppState,
     tenancy::{find_for_tenant, get_for_tenant, scoped},
 };
 use async_graphql::{
-    ComplexObject, Context, ID, InputObject, MaybeUndefined, Object, SimpleObject,
+    ComplexObject, Context, ID, InputObject, MaybeUndefined, Object, SimpleObject, Subscription,
 };
 use axum::http::{HeaderName, HeaderValue};
 use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
 use leadrelay_entity::{
     DeliveryStatus, IntegrationKind, Role, delivery, integration, integration_header, list,
 };
-use leadrelay_worker::{ids::new_id, secrets, signing, targets::TargetPolicy};
+use leadrelay_worker::{Event, ids::new_id, secrets, signing, targets::TargetPolicy};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
     QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
@@ -437,6 +438,63 @@ impl IntegrationMutation {
         model.signing_secret = Set(signing::generate_secret());
         model.updated_at = Set(now);
         Ok(model.update(&app.db).await?.into())
+    }
+}
+
+/// An integration that changed state by itself, as subscribers see it.
+#[derive(SimpleObject)]
+pub struct IntegrationEvent {
+    pub integration: Integration,
+    pub active: bool,
+    /// Why it changed (e.g. paused after consecutive failed deliveries).
+    pub reason: Option<String>,
+}
+
+/// `integrationUpdates`.
+#[derive(Default)]
+pub struct IntegrationSubscription;
+
+#[Subscription]
+impl IntegrationSubscription {
+    /// Integrations of the tenant (optionally of one list) that paused themselves.
+    async fn integration_updates(
+        &self,
+        ctx: &Context<'_>,
+        list_id: Option<ID>,
+    ) -> async_graphql::Result<impl Stream<Item = IntegrationEvent> + use<>> {
+        let (auth, app) = (auth(ctx).map_err(GqlError::from)?, state(ctx).clone());
+        let tenant_id = auth.tenant_id.clone();
+        if let Some(id) = &list_id {
+            get_for_tenant::<list::Entity>(&app.db, &tenant_id, id)
+                .await
+                .map_err(GqlError::from)?;
+        }
+        let events = app.events.stream().filter_map(move |event| {
+            let mine = match event {
+                Event::Integration(e)
+                    if e.tenant_id == tenant_id
+                        && list_id.as_ref().is_none_or(|id| id.as_str() == e.list_id) =>
+                {
+                    Some(e)
+                }
+                _ => None,
+            };
+            std::future::ready(mine)
+        });
+        Ok(events.filter_map(move |e| {
+            let db = app.db.clone();
+            async move {
+                let row =
+                    get_for_tenant::<integration::Entity>(&db, &e.tenant_id, &e.integration_id)
+                        .await
+                        .ok()?;
+                Some(IntegrationEvent {
+                    integration: row.into(),
+                    active: e.active,
+                    reason: e.reason,
+                })
+            }
+        }))
     }
 }
 

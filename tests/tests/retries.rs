@@ -445,6 +445,12 @@ async fn health_is_tracked_and_auto_pause_stops_a_failing_integration() {
         .unwrap()
         .to_owned();
 
+    let mut updates = leadrelay_tests::Subscription::open(
+        &app.base,
+        &owner.token,
+        "subscription { integrationUpdates { active reason integration { id active } } }",
+    )
+    .await;
     receiver.respond_with(403, "forbidden");
     for i in 0..2 {
         let (_, answer) = app
@@ -470,4 +476,41 @@ async fn health_is_tracked_and_auto_pause_stops_a_failing_integration() {
             .contains("2 consecutive"),
         "{paused}"
     );
+    let event = updates
+        .next_data(Duration::from_secs(10))
+        .await
+        .expect("a pause event")["integrationUpdates"]
+        .clone();
+    assert_eq!(event["active"], false);
+    assert_eq!(event["integration"]["id"], integration.as_str());
+    assert_eq!(event["reason"], paused["pausedReason"]);
+
+    // A lead that arrives while it is paused waits in the ledger, and goes out once the
+    // customer has fixed the receiver and reactivated the integration.
+    let (status, answer) = app
+        .post_lead(&inbound, &json!({ "email": "waiting@example.com" }))
+        .await;
+    assert_eq!(status, 202);
+    let waiting = app
+        .lead_deliveries(&owner, answer["lead_id"].as_str().unwrap())
+        .await
+        .remove(0);
+    let before = receiver.requests().len();
+    assert_eq!(app.delivery(&owner, &waiting).await["status"], "PENDING");
+    receiver.respond_with(200, "ok");
+    app.gql_ok(
+        &owner.token,
+        "mutation($id: ID!) { updateIntegration(id: $id, input: { active: true }) { active } }",
+        json!({ "id": integration }),
+    )
+    .await;
+    let back = app
+        .gql_ok(&owner.token, health, json!({ "id": integration }))
+        .await["integration"]
+        .clone();
+    assert_eq!(back["active"], true);
+    assert_eq!(back["pausedReason"], Value::Null);
+    assert_eq!(back["health"]["consecutiveFailures"], 0);
+    app.wait_for_delivery(&owner, &waiting, "DELIVERED").await;
+    assert_eq!(receiver.requests().len(), before + 1);
 }

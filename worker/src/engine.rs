@@ -5,7 +5,7 @@
 use crate::{
     config::DeliverySettings,
     error::Error,
-    events::{DeliveryEvent, EventBus},
+    events::{DeliveryEvent, EventBus, IntegrationEvent},
     ids::new_id,
     ladder::{self, Verdict},
     metrics,
@@ -474,8 +474,11 @@ impl Engine {
         })
         .exec_without_returning(&txn)
         .await?;
-        self.record_health(&txn, integration, status, now).await?;
+        let paused = self.record_health(&txn, integration, status, now).await?;
         txn.commit().await?;
+        if let Some(paused) = paused {
+            self.events.publish(paused).await;
+        }
         Ok(Some(settled))
     }
 
@@ -487,7 +490,8 @@ impl Engine {
         integration: &integration::Model,
         status: DeliveryStatus,
         now: DateTime<Utc>,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<IntegrationEvent>, Error> {
+        let mut paused = None;
         let mut update =
             integration::Entity::update_many().filter(integration::Column::Id.eq(&integration.id));
         match status {
@@ -507,21 +511,27 @@ impl Engine {
                     && integration.consecutive_failures + 1 >= limit
                     && integration.active
                 {
+                    let reason = format!("paused after {limit} consecutive failed deliveries");
                     tracing::warn!(integration_id = %integration.id, limit, "pausing integration after consecutive failed deliveries");
                     update = update
                         .col_expr(integration::Column::Active, Expr::value(false))
                         .col_expr(
                             integration::Column::PausedReason,
-                            Expr::value(Some(format!(
-                                "paused after {limit} consecutive failed deliveries"
-                            ))),
+                            Expr::value(Some(reason.clone())),
                         );
+                    paused = Some(IntegrationEvent {
+                        tenant_id: integration.tenant_id.clone(),
+                        integration_id: integration.id.clone(),
+                        list_id: integration.list_id.clone(),
+                        active: false,
+                        reason: Some(reason),
+                    });
                 }
             }
-            _ => return Ok(()),
+            _ => return Ok(None),
         }
         update.exec(txn).await?;
-        Ok(())
+        Ok(paused)
     }
 
     /// Hands back every row this process still has in flight, due at once, so another

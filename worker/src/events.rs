@@ -1,4 +1,5 @@
-//! Delivery events (ARCHITECTURE §6): every state change is published per tenant, over
+//! Live events (ARCHITECTURE §6): every delivery state change, and integrations pausing
+//! themselves, are published per tenant, over
 //! Redis pub/sub in production so any api process sees any worker's events, or over an
 //! in-process broadcast in embedded mode.
 
@@ -36,10 +37,49 @@ impl DeliveryEvent {
     }
 }
 
-/// Publishes delivery events and hands out local subscriptions.
+/// An integration that changed state by itself (paused after consecutive failures).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntegrationEvent {
+    pub tenant_id: String,
+    pub integration_id: String,
+    pub list_id: String,
+    pub active: bool,
+    pub reason: Option<String>,
+}
+
+/// Everything subscribers are told about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    Delivery(DeliveryEvent),
+    Integration(IntegrationEvent),
+}
+
+impl Event {
+    fn tenant_id(&self) -> &str {
+        match self {
+            Event::Delivery(e) => &e.tenant_id,
+            Event::Integration(e) => &e.tenant_id,
+        }
+    }
+}
+
+impl From<DeliveryEvent> for Event {
+    fn from(e: DeliveryEvent) -> Self {
+        Event::Delivery(e)
+    }
+}
+
+impl From<IntegrationEvent> for Event {
+    fn from(e: IntegrationEvent) -> Self {
+        Event::Integration(e)
+    }
+}
+
+/// Publishes events and hands out local subscriptions.
 #[derive(Clone)]
 pub struct EventBus {
-    local: broadcast::Sender<DeliveryEvent>,
+    local: broadcast::Sender<Event>,
     redis: Option<(ConnectionManager, String)>,
 }
 
@@ -63,16 +103,17 @@ impl EventBus {
 
     /// Publishes an event. A lost event costs a live update only, never a delivery (the
     /// ledger holds the state), so failures are logged, not returned.
-    pub async fn publish(&self, event: DeliveryEvent) {
+    pub async fn publish(&self, event: impl Into<Event>) {
+        let event = event.into();
         match &self.redis {
             None => {
                 let _ = self.local.send(event);
             }
             Some((conn, prefix)) => {
-                let channel = format!("{prefix}:events:{}", event.tenant_id);
+                let channel = format!("{prefix}:events:{}", event.tenant_id());
                 let payload = match serde_json::to_string(&event) {
                     Ok(p) => p,
-                    Err(e) => return tracing::error!(error = %e, "encoding delivery event"),
+                    Err(e) => return tracing::error!(error = %e, "encoding an event"),
                 };
                 let res: redis::RedisResult<i64> = redis::cmd("PUBLISH")
                     .arg(&channel)
@@ -80,15 +121,26 @@ impl EventBus {
                     .query_async(&mut conn.clone())
                     .await;
                 if let Err(e) = res {
-                    tracing::warn!(error = %e, delivery_id = %event.delivery_id, "publishing delivery event");
+                    tracing::warn!(error = %e, %channel, "publishing an event");
                 }
             }
         }
     }
 
-    /// A receiver of every event this process sees.
-    pub fn subscribe(&self) -> broadcast::Receiver<DeliveryEvent> {
-        self.local.subscribe()
+    /// Every event this process sees from now on, as a stream (a subscriber that falls
+    /// far behind skips what it missed: the ledger still has the state).
+    pub fn stream(&self) -> impl futures::Stream<Item = Event> + Send + use<> {
+        futures::stream::unfold(self.local.subscribe(), |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(event) => return Some((event, rx)),
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "a subscriber fell behind");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        })
     }
 
     /// Forwards this installation's Redis events to local subscribers, reconnecting when
@@ -108,7 +160,7 @@ impl EventBus {
                                 Ok(p) => p,
                                 Err(_) => continue,
                             };
-                            if let Ok(event) = serde_json::from_str::<DeliveryEvent>(&payload) {
+                            if let Ok(event) = serde_json::from_str::<Event>(&payload) {
                                 let _ = self.local.send(event);
                             }
                         }

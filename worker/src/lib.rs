@@ -24,6 +24,6 @@ pub mod targets;
 pub use config::{DeliverySettings, WorkerConfig};
 pub use engine::Engine;
 pub use error::Error;
-pub use events::{DeliveryEvent, EventBus};
+pub use events::{DeliveryEvent, Event, EventBus, IntegrationEvent};
 pub use queue::{DeliverLead, Queue};
 pub use server::run;

@@ -117,6 +117,24 @@ impl async_graphql::Guard for RequireRole {
     }
 }
 
+/// What a subscription starts from: the caller's tenant and the shared state, with the
+/// optional `list_id` checked to be the tenant's (another tenant's reads as not found).
+pub async fn subscriber(
+    ctx: &Context<'_>,
+    list_id: Option<&async_graphql::ID>,
+) -> Result<(String, AppState), crate::error::GqlError> {
+    let (auth, app) = (auth(ctx)?, state(ctx).clone());
+    if let Some(id) = list_id {
+        crate::tenancy::get_for_tenant::<leadrelay_entity::list::Entity>(
+            &app.db,
+            &auth.tenant_id,
+            id,
+        )
+        .await?;
+    }
+    Ok((auth.tenant_id.clone(), app))
+}
+
 /// The shared state from the GraphQL context.
 pub fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
     ctx.data_unchecked::<AppState>()

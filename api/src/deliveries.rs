@@ -2,7 +2,7 @@
 //! delivery state changes.
 
 use crate::{
-    auth::{RequireRole, auth, state},
+    auth::{RequireRole, auth, state, subscriber},
     error::{ApiError, ApiResult, GqlError, GqlResult},
     integrations::{self, Header, Integration},
     leads::{self, Lead},
@@ -323,13 +323,7 @@ impl DeliverySubscription {
         list_id: Option<ID>,
         integration_id: Option<ID>,
     ) -> async_graphql::Result<impl Stream<Item = DeliveryEvent> + use<>> {
-        let (auth, app) = (auth(ctx).map_err(GqlError::from)?, state(ctx).clone());
-        let tenant_id = auth.tenant_id.clone();
-        if let Some(id) = &list_id {
-            get_for_tenant::<list::Entity>(&app.db, &tenant_id, id)
-                .await
-                .map_err(GqlError::from)?;
-        }
+        let (tenant_id, app) = subscriber(ctx, list_id.as_ref()).await?;
         if let Some(id) = &integration_id {
             get_for_tenant::<integration::Entity>(&app.db, &tenant_id, id)
                 .await

@@ -2,8 +2,8 @@
 //! through the API, never read back (only a preview).
 
 use crate::{
-    auth::{RequireRole, auth, state},
-    error::{ApiError, ApiResult, GqlError, GqlResult},
+    auth::{RequireRole, auth, state, subscriber},
+    error::{ApiError, ApiResult, GqlResult},
     lists::{self, List},
     state::AppState,
     tenancy::{find_for_tenant, get_for_tenant, scoped},
@@ -462,13 +462,7 @@ impl IntegrationSubscription {
         ctx: &Context<'_>,
         list_id: Option<ID>,
     ) -> async_graphql::Result<impl Stream<Item = IntegrationEvent> + use<>> {
-        let (auth, app) = (auth(ctx).map_err(GqlError::from)?, state(ctx).clone());
-        let tenant_id = auth.tenant_id.clone();
-        if let Some(id) = &list_id {
-            get_for_tenant::<list::Entity>(&app.db, &tenant_id, id)
-                .await
-                .map_err(GqlError::from)?;
-        }
+        let (tenant_id, app) = subscriber(ctx, list_id.as_ref()).await?;
         let events = app.events.stream().filter_map(move |event| {
             let mine = match event {
                 Event::Integration(e)

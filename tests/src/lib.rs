@@ -28,6 +28,13 @@ pub fn redis_url() -> String {
     std::env::var("LEADRELAY_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// The `extensions.code` of a GraphQL response's first error (`<none>` without one).
+pub fn error_code(response: &Value) -> &str {
+    response["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or("<none>")
+}
+
 /// A JWT secret for test processes.
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
@@ -278,11 +285,25 @@ impl TestApp {
             .iter()
             .map(|(n, v)| json!({ "name": n, "value": v }))
             .collect();
+        self.create_integration_with(
+            session,
+            json!({ "listId": list_id, "url": url, "headers": headers }),
+        )
+        .await
+    }
+
+    /// Creates an integration from `input` (a `CreateIntegrationInput`; `name` defaults to
+    /// "CRM webhook") and returns its id.
+    pub async fn create_integration_with(&self, session: &Session, input: Value) -> String {
+        let mut full = json!({ "name": "CRM webhook" });
+        full.as_object_mut()
+            .expect("object")
+            .extend(input.as_object().expect("input is an object").clone());
         let data = self
             .gql_ok(
                 &session.token,
                 "mutation($input: CreateIntegrationInput!) { createIntegration(input: $input) { id } }",
-                json!({ "input": { "listId": list_id, "name": "CRM webhook", "url": url, "headers": headers } }),
+                json!({ "input": full }),
             )
             .await;
         data["createIntegration"]["id"].as_str().unwrap().to_owned()

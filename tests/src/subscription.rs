@@ -89,6 +89,25 @@ impl Subscription {
         }
     }
 
+    /// The statuses of `deliveryUpdates` events up to and including `last`, asserting each
+    /// is about `delivery_id`; panics when no event arrives within 20 s of the previous one.
+    pub async fn delivery_statuses_until(&mut self, delivery_id: &str, last: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        while seen.last().map(String::as_str) != Some(last) {
+            let data = self
+                .next_data(Duration::from_secs(20))
+                .await
+                .unwrap_or_else(|| panic!("no event after {seen:?}"));
+            let event = &data["deliveryUpdates"];
+            assert_eq!(
+                event["delivery"]["id"], delivery_id,
+                "an event of another delivery: {event}"
+            );
+            seen.push(event["status"].as_str().expect("a status").to_owned());
+        }
+        seen
+    }
+
     /// The next `data` payload, or None when nothing arrives within `timeout`.
     pub async fn next_data(&mut self, timeout: Duration) -> Option<Value> {
         let message = self.next_message(timeout).await?;

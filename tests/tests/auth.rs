@@ -1,13 +1,7 @@
 //! Sign-up, log-in and what happens without a valid session.
 
-use leadrelay_tests::TestApp;
-use serde_json::{Value, json};
-
-fn code(response: &Value) -> &str {
-    response["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or("<none>")
-}
+use leadrelay_tests::{TestApp, error_code};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_up_then_log_in_as_owner() {
@@ -55,7 +49,7 @@ async fn wrong_password_and_unknown_email_are_unauthenticated() {
                 json!({ "i": { "email": email, "password": password } }),
             )
             .await;
-        assert_eq!(code(&r), "UNAUTHENTICATED", "{r}");
+        assert_eq!(error_code(&r), "UNAUTHENTICATED", "{r}");
     }
 }
 
@@ -63,7 +57,7 @@ async fn wrong_password_and_unknown_email_are_unauthenticated() {
 async fn requests_without_a_valid_token_are_unauthenticated() {
     let app = TestApp::production().await;
     let no_token = app.gql(None, "{ me { id } }", json!({})).await;
-    assert_eq!(code(&no_token), "UNAUTHENTICATED");
+    assert_eq!(error_code(&no_token), "UNAUTHENTICATED");
     let forged = app
         .gql(
             Some("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."),
@@ -71,7 +65,7 @@ async fn requests_without_a_valid_token_are_unauthenticated() {
             json!({}),
         )
         .await;
-    assert_eq!(code(&forged), "UNAUTHENTICATED");
+    assert_eq!(error_code(&forged), "UNAUTHENTICATED");
     let mutation = app
         .gql(
             None,
@@ -79,7 +73,7 @@ async fn requests_without_a_valid_token_are_unauthenticated() {
             json!({}),
         )
         .await;
-    assert_eq!(code(&mutation), "UNAUTHENTICATED");
+    assert_eq!(error_code(&mutation), "UNAUTHENTICATED");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,7 +82,7 @@ async fn duplicate_email_is_a_conflict_and_weak_input_is_refused() {
     let owner = app.signup().await;
     let signup = "mutation($i: SignUpInput!) { signUp(input: $i) { token } }";
     let again = app.gql(None, signup, json!({ "i": { "email": owner.email, "password": "another password", "tenantName": "X" } })).await;
-    assert_eq!(code(&again), "CONFLICT");
+    assert_eq!(error_code(&again), "CONFLICT");
     let short = app
         .gql(
             None,
@@ -96,7 +90,7 @@ async fn duplicate_email_is_a_conflict_and_weak_input_is_refused() {
             json!({ "i": { "email": "new@example.com", "password": "short", "tenantName": "X" } }),
         )
         .await;
-    assert_eq!(code(&short), "BAD_USER_INPUT");
+    assert_eq!(error_code(&short), "BAD_USER_INPUT");
     let bad_email = app
         .gql(
             None,
@@ -104,5 +98,5 @@ async fn duplicate_email_is_a_conflict_and_weak_input_is_refused() {
             json!({ "i": { "email": "nope", "password": "long enough pw", "tenantName": "X" } }),
         )
         .await;
-    assert_eq!(code(&bad_email), "BAD_USER_INPUT");
+    assert_eq!(error_code(&bad_email), "BAD_USER_INPUT");
 }

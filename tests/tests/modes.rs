@@ -5,24 +5,6 @@ use leadrelay_tests::{Mode, Receiver, Session, Subscription, TestApp};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// Collects subscription events until `status` arrives for `delivery_id`.
-async fn statuses_until(sub: &mut Subscription, delivery_id: &str, last: &str) -> Vec<String> {
-    let mut seen = Vec::new();
-    while !seen.iter().any(|s| s == last) {
-        let data = sub
-            .next_data(Duration::from_secs(20))
-            .await
-            .unwrap_or_else(|| panic!("no event after {seen:?}"));
-        let event = &data["deliveryUpdates"];
-        assert_eq!(
-            event["delivery"]["id"], delivery_id,
-            "an event of another delivery: {event}"
-        );
-        seen.push(event["status"].as_str().unwrap().to_owned());
-    }
-    seen
-}
-
 async fn lead_travels_and_is_watched(app: &TestApp) {
     let receiver = Receiver::start().await;
     let owner: Session = app.signup().await;
@@ -46,7 +28,9 @@ async fn lead_travels_and_is_watched(app: &TestApp) {
     let deliveries = app
         .lead_deliveries(&owner, answer["lead_id"].as_str().unwrap())
         .await;
-    let seen = statuses_until(&mut sub, &deliveries[0], "DELIVERED").await;
+    let seen = sub
+        .delivery_statuses_until(&deliveries[0], "DELIVERED")
+        .await;
     assert_eq!(seen, ["IN_FLIGHT", "DELIVERED"]);
     let delivery = app
         .wait_for_delivery(&owner, &deliveries[0], "DELIVERED")
@@ -134,7 +118,9 @@ async fn subscribers_see_only_their_own_tenant() {
         .await
         .remove(0);
     // Every event Bob sees is about Bob's delivery, ending with DELIVERED.
-    let seen = statuses_until(&mut bob_sub, &bob_delivery, "DELIVERED").await;
+    let seen = bob_sub
+        .delivery_statuses_until(&bob_delivery, "DELIVERED")
+        .await;
     assert_eq!(seen.last().map(String::as_str), Some("DELIVERED"));
 }
 

@@ -18,17 +18,11 @@ async fn app_with_ladder(ladder: &str) -> TestApp {
 /// returns the delivery id.
 async fn one_delivery(app: &TestApp, owner: &Session, input: Value) -> (String, String) {
     let list = app.create_list(owner, "Retries").await;
-    let mut full = json!({ "listId": list.id, "name": "hook" });
+    let mut full = json!({ "listId": list.id });
     full.as_object_mut()
         .unwrap()
         .extend(input.as_object().unwrap().clone());
-    let created = app
-        .gql_ok(
-            &owner.token,
-            "mutation($i: CreateIntegrationInput!) { createIntegration(input: $i) { id } }",
-            json!({ "i": full }),
-        )
-        .await;
+    let integration = app.create_integration_with(owner, full).await;
     let (status, answer) = app
         .post_lead(&list.inbound_url, &json!({ "email": "retry@example.com" }))
         .await;
@@ -37,13 +31,7 @@ async fn one_delivery(app: &TestApp, owner: &Session, input: Value) -> (String, 
         .lead_deliveries(owner, answer["lead_id"].as_str().unwrap())
         .await
         .remove(0);
-    (
-        delivery,
-        created["createIntegration"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    )
+    (delivery, integration)
 }
 
 fn gaps(receiver: &Receiver) -> Vec<Duration> {
@@ -151,19 +139,7 @@ async fn the_fallback_takes_over_when_the_primary_ladder_is_spent() {
         "retry@example.com"
     );
 
-    let mut seen = Vec::new();
-    while seen.last().map(String::as_str) != Some("DELIVERED") {
-        let data = sub
-            .next_data(Duration::from_secs(10))
-            .await
-            .expect("an event");
-        seen.push(
-            data["deliveryUpdates"]["status"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
-    }
+    let seen = sub.delivery_statuses_until(&delivery, "DELIVERED").await;
     assert!(
         !seen.iter().any(|s| s == "ERROR"),
         "no ERROR between the primary and the fallback: {seen:?}"
@@ -249,19 +225,7 @@ async fn a_400_fails_after_one_attempt_and_a_resend_after_the_fix_delivers() {
         "stable across resends"
     );
 
-    let mut seen = Vec::new();
-    while seen.last().map(String::as_str) != Some("DELIVERED") {
-        let data = sub
-            .next_data(Duration::from_secs(10))
-            .await
-            .expect("an event");
-        seen.push(
-            data["deliveryUpdates"]["status"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
-    }
+    let seen = sub.delivery_statuses_until(&delivery, "DELIVERED").await;
     assert_eq!(
         seen,
         ["IN_FLIGHT", "FAILED", "PENDING", "IN_FLIGHT", "DELIVERED"]
@@ -392,10 +356,9 @@ async fn one_slow_integration_never_has_more_than_max_in_flight_requests() {
     receiver.delay_by(Duration::from_millis(400));
     let owner = app.signup().await;
     let list = app.create_list(&owner, "Capped").await;
-    app.gql_ok(
-        &owner.token,
-        "mutation($i: CreateIntegrationInput!) { createIntegration(input: $i) { id } }",
-        json!({ "i": { "listId": list.id, "name": "slow", "url": receiver.url("/s"), "maxInFlight": 2 } }),
+    app.create_integration_with(
+        &owner,
+        json!({ "listId": list.id, "url": receiver.url("/s"), "maxInFlight": 2 }),
     )
     .await;
     let posts = (0..8).map(|i| {

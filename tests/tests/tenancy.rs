@@ -1,15 +1,9 @@
 //! Tenant B never sees tenant A's rows: queries answer null, mutations NOT_FOUND, exactly
 //! as for a missing id.
 
-use leadrelay_tests::{Receiver, TestApp};
-use serde_json::{Value, json};
+use leadrelay_tests::{Receiver, TestApp, error_code};
+use serde_json::json;
 use std::time::Duration;
-
-fn code(response: &Value) -> &str {
-    response["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or("<none>")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_tenants_ids_read_as_missing() {
@@ -80,7 +74,7 @@ async fn another_tenants_ids_read_as_missing() {
             json!({ "id": list.id }),
         )
         .await;
-    assert_eq!(code(&update_list), "NOT_FOUND");
+    assert_eq!(error_code(&update_list), "NOT_FOUND");
     let update_integration = app
         .gql(
             Some(&b.token),
@@ -88,7 +82,7 @@ async fn another_tenants_ids_read_as_missing() {
             json!({ "id": integration }),
         )
         .await;
-    assert_eq!(code(&update_integration), "NOT_FOUND");
+    assert_eq!(error_code(&update_integration), "NOT_FOUND");
     let create_on_theirs = app
         .gql(
             Some(&b.token),
@@ -96,7 +90,7 @@ async fn another_tenants_ids_read_as_missing() {
             json!({ "input": { "listId": list.id, "name": "steal", "url": "http://127.0.0.1:9/x" } }),
         )
         .await;
-    assert_eq!(code(&create_on_theirs), "NOT_FOUND");
+    assert_eq!(error_code(&create_on_theirs), "NOT_FOUND");
     // Filtering by another tenant's list finds nothing.
     let filtered = app
         .gql_ok(
@@ -128,5 +122,5 @@ async fn a_malformed_id_is_bad_user_input() {
             json!({}),
         )
         .await;
-    assert_eq!(code(&response), "BAD_USER_INPUT");
+    assert_eq!(error_code(&response), "BAD_USER_INPUT");
 }

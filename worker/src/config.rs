@@ -120,14 +120,7 @@ mod tests {
 
     #[test]
     fn default_ladder_is_five_attempts() {
-        let cfg = WorkerConfig::try_parse_from([
-            "w",
-            "--database-url",
-            "postgres://x",
-            "--redis-url",
-            "redis://x",
-        ])
-        .unwrap();
+        let cfg = parse(&[]).unwrap();
         let mins = |m: u64| Duration::from_secs(60 * m);
         assert_eq!(
             cfg.delivery.retry_ladder.0,
@@ -138,17 +131,9 @@ mod tests {
 
     #[test]
     fn bad_ladder_names_the_setting() {
-        let err = WorkerConfig::try_parse_from([
-            "w",
-            "--database-url",
-            "postgres://x",
-            "--redis-url",
-            "redis://x",
-            "--retry-ladder",
-            "0s,soon",
-        ])
-        .unwrap_err()
-        .to_string();
+        let err = parse(&["--retry-ladder", "0s,soon"])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--retry-ladder"), "{err}");
         assert!(err.contains("soon"), "{err}");
     }
@@ -225,17 +210,7 @@ mod tests {
 
     #[test]
     fn ladders_with_too_many_or_too_long_steps_are_refused() {
-        let parse = |ladder: &str| {
-            WorkerConfig::try_parse_from([
-                "w",
-                "--database-url",
-                "postgres://x",
-                "--redis-url",
-                "redis://x",
-                "--retry-ladder",
-                ladder,
-            ])
-        };
+        let parse = |ladder: &str| parse(&["--retry-ladder", ladder]);
         assert!(parse("0s,2d").is_err());
         assert!(parse(&vec!["1s"; 21].join(",")).is_err());
         assert!(parse("").is_err());
@@ -244,15 +219,7 @@ mod tests {
 
     #[test]
     fn zero_concurrency_is_refused() {
-        let res = WorkerConfig::try_parse_from([
-            "w",
-            "--database-url",
-            "postgres://x",
-            "--redis-url",
-            "redis://x",
-            "--worker-concurrency",
-            "0",
-        ]);
+        let res = parse(&["--worker-concurrency", "0"]);
         assert!(res.is_err());
     }
 }

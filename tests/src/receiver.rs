@@ -43,6 +43,8 @@ struct Script {
     status: u16,
     body: String,
     location: Option<String>,
+    /// How long to wait before answering (a slow CRM).
+    delay: Duration,
 }
 
 /// The receiver; stops when dropped.
@@ -65,22 +67,27 @@ async fn record(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let mut script = state.lock().expect("receiver state");
-    script.requests.push(Received {
-        path: uri.path().to_owned(),
-        headers,
-        body,
-        at: Instant::now(),
-    });
-    let mut response = (
-        StatusCode::from_u16(script.status).unwrap_or(StatusCode::OK),
-        script.body.clone(),
-    )
-        .into_response();
-    if let Some(location) = script.location.as_deref() {
-        let value = HeaderValue::from_str(location).expect("a valid Location");
-        response.headers_mut().insert(LOCATION, value);
-    }
+    let (response, delay) = {
+        let mut script = state.lock().expect("receiver state");
+        script.requests.push(Received {
+            path: uri.path().to_owned(),
+            headers,
+            body,
+            at: Instant::now(),
+        });
+        let mut response = (
+            StatusCode::from_u16(script.status).unwrap_or(StatusCode::OK),
+            script.body.clone(),
+        )
+            .into_response();
+        if let Some(location) = script.location.as_deref() {
+            let value = HeaderValue::from_str(location).expect("a valid Location");
+            response.headers_mut().insert(LOCATION, value);
+        }
+        (response, script.delay)
+    };
+    // Recorded on arrival: a request counts as received even if the sender dies waiting.
+    tokio::time::sleep(delay).await;
     response
 }
 
@@ -144,6 +151,11 @@ impl Receiver {
         let mut script = self.state.lock().expect("receiver state");
         script.status = status;
         script.body = body.to_owned();
+    }
+
+    /// Waits `delay` before each answer (the request is recorded when it arrives).
+    pub fn respond_after(&self, delay: Duration) {
+        self.state.lock().expect("receiver state").delay = delay;
     }
 
     /// Answers every request with a redirect: `status` and `Location: location`.

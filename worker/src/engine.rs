@@ -23,7 +23,7 @@ use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
     EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-    sea_query::{Expr, ExprTrait},
+    sea_query::{Expr, ExprTrait, LockType},
 };
 use serde_json::json;
 use std::{collections::HashSet, sync::Mutex, time::Duration};
@@ -254,7 +254,10 @@ impl Engine {
         }
         let mut lock = integration::Entity::find_by_id(&row.integration_id);
         if txn.get_database_backend() == DatabaseBackend::Postgres {
-            lock = lock.lock_exclusive();
+            // NO KEY UPDATE, not UPDATE: claims still queue behind each other, but intake's
+            // foreign-key check (KEY SHARE) on the integration never waits for a claim;
+            // FOR UPDATE deadlocked the two and intake answered 500.
+            lock = lock.lock(LockType::NoKeyUpdate);
         }
         let Some(integration) = lock.one(&txn).await? else {
             return Ok(Claim::Nothing);

@@ -108,10 +108,38 @@ pub async fn fresh() -> String {
     url_for(&name)
 }
 
+/// The database name at the end of `url`.
+fn name_of(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or(url)
+}
+
+/// Terminates every backend of the database at `url` (what its clients see when the
+/// server restarts), from an admin connection, so other tests' databases are untouched.
+/// Returns how many backends were terminated.
+pub async fn terminate_backends(url: &str) -> i64 {
+    let mut conn = admin().await;
+    let row = conn
+        .fetch_one(
+            sea_orm::sqlx::query(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE datname = $1 AND pid <> pg_backend_pid()",
+            )
+            .bind(name_of(url)),
+        )
+        .await
+        .expect("pg_terminate_backend");
+    sea_orm::sqlx::Row::get(&row, 0)
+}
+
 /// `SELECT count(*) FROM table` in the database at `url`.
 pub async fn count_rows(url: &str, table: &str) -> i64 {
+    count_where(url, table, "true").await
+}
+
+/// `SELECT count(*) FROM table WHERE condition` in the database at `url`.
+pub async fn count_where(url: &str, table: &str, condition: &str) -> i64 {
     let db = Database::connect(url).await.expect("connect");
-    let sql = format!("SELECT count(*) AS n FROM {table}");
+    let sql = format!("SELECT count(*) AS n FROM {table} WHERE {condition}");
     let row = db
         .query_one_raw(sea_orm::Statement::from_string(
             db.get_database_backend(),

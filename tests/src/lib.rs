@@ -1,14 +1,17 @@
 //! Test support for LeadRelay's end-to-end tests: a [`TestApp`] running the real api on a
 //! fresh PostgreSQL database and Redis prefix (or embedded SQLite), a scripted HTTP
-//! [`Receiver`], a GraphQL subscription client, the worker as a real process, and
-//! [`eventually`] for polling with a deadline.
+//! [`Receiver`], a GraphQL subscription client, the worker as a real process, a private
+//! [`RedisServer`] for tests that disturb Redis, and [`eventually`] for polling with a
+//! deadline.
 
 pub mod database;
 pub mod receiver;
+pub mod redis_server;
 pub mod subscription;
 pub mod tls;
 
 pub use receiver::{Received, Receiver};
+pub use redis_server::RedisServer;
 pub use subscription::Subscription;
 pub use tls::TestCa;
 
@@ -18,7 +21,7 @@ use std::{
     future::Future,
     net::SocketAddr,
     path::PathBuf,
-    process::Stdio,
+    process::{ExitStatus, Stdio},
     time::{Duration, Instant},
 };
 use tokio::{net::TcpListener, task::JoinHandle};
@@ -33,6 +36,16 @@ pub fn error_code(response: &Value) -> &str {
     response["errors"][0]["extensions"]["code"]
         .as_str()
         .unwrap_or("<none>")
+}
+
+/// A loopback port that was free a moment ago (for a process that binds it itself).
+pub async fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// A JWT secret for test processes.
@@ -84,6 +97,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub mode: Mode,
     pub database_url: String,
+    /// The Redis of the api and of the workers it spawns (unused in embedded mode).
+    pub redis_url: String,
     pub redis_prefix: String,
     pub http: reqwest::Client,
     server: JoinHandle<anyhow::Result<()>>,
@@ -124,8 +139,14 @@ impl TestApp {
         Self::start(Mode::Embedded, &["--allow-insecure-targets", "true"]).await
     }
 
-    /// The api in `mode` with extra command-line flags.
+    /// The api in `mode` with extra command-line flags, on the machine's Redis.
     pub async fn start(mode: Mode, extra: &[&str]) -> Self {
+        Self::start_on_redis(mode, &redis_url(), extra).await
+    }
+
+    /// The api in `mode` with extra command-line flags, on the Redis at `redis_url` (e.g.
+    /// a private [`RedisServer`]).
+    pub async fn start_on_redis(mode: Mode, redis_url: &str, extra: &[&str]) -> Self {
         init_logs();
         let _ = rustls::crypto::ring::default_provider().install_default();
         let data_dir = tempfile::tempdir().expect("temp dir");
@@ -157,7 +178,7 @@ impl TestApp {
                 "--jwt-secret".into(),
                 JWT_SECRET.into(),
             ]);
-            args.extend(["--redis-url".into(), redis_url()]);
+            args.extend(["--redis-url".into(), redis_url.to_owned()]);
             args.extend([
                 "--embedded-worker".into(),
                 (mode == Mode::Production).to_string(),
@@ -175,6 +196,7 @@ impl TestApp {
             addr,
             mode,
             database_url,
+            redis_url: redis_url.to_owned(),
             redis_prefix,
             http: reqwest::Client::builder()
                 .no_proxy()
@@ -417,14 +439,26 @@ impl TestApp {
         .await
     }
 
-    /// Starts a `leadrelay-worker` process on this app's database and Redis prefix.
+    /// Starts a `leadrelay-worker` process on this app's database, Redis and prefix.
     pub async fn spawn_worker(&self) -> WorkerProcess {
-        WorkerProcess::start(&self.database_url, &self.redis_prefix).await
+        self.spawn_worker_with(&[]).await
+    }
+
+    /// Like [`TestApp::spawn_worker`], with extra `LEADRELAY_*` variables (lease, sweep
+    /// interval, shutdown grace…).
+    pub async fn spawn_worker_with(&self, env: &[(&str, &str)]) -> WorkerProcess {
+        WorkerProcess::start_with(&self.database_url, &self.redis_url, &self.redis_prefix, env)
+            .await
     }
 
     /// Counts rows of `table` in this app's database.
     pub async fn count_rows(&self, table: &str) -> i64 {
         database::count_rows(&self.database_url, table).await
+    }
+
+    /// Counts rows of `table` matching the SQL `condition` in this app's database.
+    pub async fn count_where(&self, table: &str, condition: &str) -> i64 {
+        database::count_where(&self.database_url, table, condition).await
     }
 }
 
@@ -452,21 +486,30 @@ pub struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    /// Starts the worker binary and waits for its `/healthz`.
+    /// Starts the worker binary on the machine's Redis and waits for its `/healthz`.
     pub async fn start(database_url: &str, redis_prefix: &str) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        Self::start_with(database_url, &redis_url(), redis_prefix, &[]).await
+    }
+
+    /// Starts the worker binary on the Redis at `redis_url`, with extra environment
+    /// variables, and waits for its `/healthz`.
+    pub async fn start_with(
+        database_url: &str,
+        redis_url: &str,
+        redis_prefix: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let port = free_port().await;
         let child = tokio::process::Command::new(binary("leadrelay-worker"))
             .env("LEADRELAY_DATABASE_URL", database_url)
-            .env("LEADRELAY_REDIS_URL", redis_url())
+            .env("LEADRELAY_REDIS_URL", redis_url)
             .env("LEADRELAY_REDIS_PREFIX", redis_prefix)
             .env("LEADRELAY_BIND", format!("127.0.0.1:{port}"))
             .env("LEADRELAY_ALLOW_INSECURE_TARGETS", "true")
+            // Tests run in parallel against one PostgreSQL (100 connections).
+            .env("LEADRELAY_DB_POOL", "4")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .spawn()
@@ -485,5 +528,29 @@ impl WorkerProcess {
         })
         .await;
         worker
+    }
+
+    /// `kill -9`: the process dies at once, mid-delivery, handing nothing back.
+    pub async fn kill(&mut self) {
+        self.child.start_kill().expect("SIGKILL the worker");
+        self.child.wait().await.expect("reaping the worker");
+    }
+
+    /// Sends SIGTERM (what an orchestrator sends first) and returns at once.
+    pub fn terminate(&self) {
+        let pid = self.child.id().expect("the worker is running");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -TERM {pid} failed");
+    }
+
+    /// Waits at most `timeout` for the process to exit; returns its status.
+    pub async fn wait_for_exit(&mut self, timeout: Duration) -> ExitStatus {
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("the worker did not exit within {timeout:?}"))
+            .expect("waiting for the worker")
     }
 }

@@ -63,6 +63,10 @@ pub struct WorkerConfig {
     /// Redis URL of the job queue and event channels.
     #[arg(long, env = "LEADRELAY_REDIS_URL")]
     pub redis_url: String,
+    /// PostgreSQL connections of this process (a delivery holds one only to claim and to
+    /// record its attempt, never during the HTTP call).
+    #[arg(long, env = "LEADRELAY_DB_POOL", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub db_pool: u32,
     /// Address of the worker's /healthz and /metrics.
     #[arg(long, env = "LEADRELAY_BIND", default_value = "127.0.0.1:8081")]
     pub bind: SocketAddr,

@@ -24,10 +24,13 @@ use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
     EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-    sea_query::{Expr, ExprTrait},
+    sea_query::{Expr, ExprTrait, LockType},
 };
 use serde_json::json;
 use std::{collections::HashSet, sync::Mutex, time::Duration};
+
+/// How early the queue may hand out a delayed job.
+const QUEUE_PRECISION: Duration = Duration::from_secs(1);
 
 /// How long a delivery waits before trying again for a slot of a busy integration.
 const BUSY_RETRY: Duration = Duration::from_secs(1);
@@ -41,6 +44,22 @@ pub struct Engine {
     settings: DeliverySettings,
     /// Rows this process has claimed and not yet settled (released on shutdown).
     in_flight: Mutex<HashSet<String>>,
+}
+
+/// A row this process has claimed; it leaves the in-flight set when dropped.
+struct Claimed<'a> {
+    engine: &'a Engine,
+    delivery_id: String,
+}
+
+impl Drop for Claimed<'_> {
+    fn drop(&mut self) {
+        self.engine
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.delivery_id);
+    }
 }
 
 /// What a claim found.
@@ -137,34 +156,37 @@ impl Engine {
     }
 
     async fn try_deliver(&self, delivery_id: &str) -> Result<(), Error> {
-        let (delivery, integration) = match self.claim(delivery_id).await? {
-            Claim::Won(won) => *won,
-            Claim::Busy => {
-                return self
-                    .queue
-                    .push_after(delivery_id.to_owned(), BUSY_RETRY)
-                    .await;
+        let (delivery, integration) = loop {
+            match self.claim(delivery_id).await? {
+                Claim::Won(won) => break *won,
+                Claim::Busy => {
+                    return self
+                        .queue
+                        .push_after(delivery_id.to_owned(), BUSY_RETRY)
+                        .await;
+                }
+                // The queue schedules to the whole second, so a job may come up to a second
+                // early: wait out the rest here rather than bounce it through the queue.
+                Claim::NotDue(wait) if wait <= QUEUE_PRECISION => tokio::time::sleep(wait).await,
+                Claim::NotDue(wait) => {
+                    return self.queue.push_after(delivery_id.to_owned(), wait).await;
+                }
+                Claim::Nothing => return Ok(()),
             }
-            Claim::NotDue(wait) => {
-                return self.queue.push_after(delivery_id.to_owned(), wait).await;
-            }
-            Claim::Nothing => return Ok(()),
         };
-        self.track(delivery_id, true);
-        let result = self.attempt(delivery, integration).await;
-        self.track(delivery_id, false);
-        result
+        // Dropped when the attempt ends, or when the job is cancelled mid-attempt.
+        let _claimed = self.track(delivery_id);
+        self.attempt(delivery, integration).await
     }
 
-    fn track(&self, delivery_id: &str, claimed: bool) {
-        let mut in_flight = self
-            .in_flight
+    fn track(&self, delivery_id: &str) -> Claimed<'_> {
+        self.in_flight
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if claimed {
-            in_flight.insert(delivery_id.to_owned());
-        } else {
-            in_flight.remove(delivery_id);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(delivery_id.to_owned());
+        Claimed {
+            engine: self,
+            delivery_id: delivery_id.to_owned(),
         }
     }
 
@@ -281,7 +303,10 @@ impl Engine {
         }
         let mut lock = integration::Entity::find_by_id(&row.integration_id);
         if txn.get_database_backend() == DatabaseBackend::Postgres {
-            lock = lock.lock_exclusive();
+            // NO KEY UPDATE, not UPDATE: claims still queue behind each other, but intake's
+            // foreign-key check (KEY SHARE) on the integration never waits for a claim;
+            // FOR UPDATE deadlocked the two and intake answered 500.
+            lock = lock.lock(LockType::NoKeyUpdate);
         }
         let Some(integration) = lock.one(&txn).await? else {
             return Ok(Claim::Nothing);

@@ -4,6 +4,7 @@
 
 use crate::{engine::Engine, error::Error};
 use apalis::prelude::*;
+use apalis_core::backend::Vacuum;
 use apalis_redis::{Config as RedisQueueConfig, RedisStorage};
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,21 @@ pub type LocalJobs = mpsc::UnboundedReceiver<DeliverLead>;
 
 /// How often an idle Redis worker looks for new jobs: bounds pickup latency (§5).
 const REDIS_POLL: Duration = Duration::from_millis(5);
+/// How long one push may wait for Redis. Every job's row is already in the ledger, so
+/// when Redis is down the caller (intake above all) goes on and the sweeper sends the row
+/// later; unbounded, a push sat out the connection's reconnect back-off (about 9 s).
+const PUSH_TIMEOUT: Duration = Duration::from_secs(1);
+
+async fn bounded<E: std::fmt::Display>(
+    push: impl Future<Output = Result<(), E>>,
+) -> Result<(), Error> {
+    match tokio::time::timeout(PUSH_TIMEOUT, push).await {
+        Ok(pushed) => pushed.map_err(|e| Error::Queue(e.to_string())),
+        Err(_) => Err(Error::Queue(format!(
+            "Redis did not take the job within {PUSH_TIMEOUT:?}"
+        ))),
+    }
+}
 
 fn redis_config(prefix: &str, concurrency: u16) -> RedisQueueConfig {
     RedisQueueConfig::default()
@@ -70,12 +86,21 @@ impl Queue {
                 let task = TaskBuilder::new(DeliverLead { delivery_id })
                     .run_after(delay)
                     .build();
-                (**storage)
-                    .clone()
-                    .push_task(task)
-                    .await
-                    .map_err(|e| Error::Queue(e.to_string()))
+                bounded((**storage).clone().push_task(task)).await
             }
+        }
+    }
+
+    /// Removes finished jobs' data from Redis (apalis keeps it otherwise); returns how
+    /// many it removed.
+    pub async fn vacuum(&self) -> Result<usize, Error> {
+        match self {
+            Queue::Local(_) => Ok(0),
+            Queue::Redis(storage) => (**storage)
+                .clone()
+                .vacuum()
+                .await
+                .map_err(|e| Error::Queue(e.to_string())),
         }
     }
 
@@ -91,10 +116,7 @@ impl Queue {
             Queue::Redis(storage) => {
                 let mut storage = (**storage).clone();
                 for delivery_id in delivery_ids {
-                    storage
-                        .push(DeliverLead { delivery_id })
-                        .await
-                        .map_err(|e| Error::Queue(e.to_string()))?;
+                    bounded(storage.push(DeliverLead { delivery_id })).await?;
                 }
             }
         }

@@ -49,11 +49,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let settings = config.delivery;
-    let ledger = db::connect(
-        &config.database_url,
-        u32::from(settings.worker_concurrency) + 4,
-    )
-    .await?;
+    let ledger = db::connect(&config.database_url, config.db_pool).await?;
     let client = redis::Client::open(config.redis_url.as_str())?;
     let conn = client.get_connection_manager().await?;
     let events = EventBus::redis(conn.clone(), &settings.redis_prefix);
@@ -82,12 +78,23 @@ pub async fn run(
     spawn_background(&engine, &name, sweep_interval);
     tracing::info!(%name, %prefix, concurrency, "worker started");
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop.send(true);
+    // Spawned, not awaited: once stopped, apalis waits for every running job (up to the
+    // integration's HTTP timeout), which ignored the grace; `drain` bounds that wait and
+    // hands back what is still in flight, then the rest of the jobs are dropped.
+    let mut jobs = tokio::spawn({
+        let (engine, name) = (engine.clone(), name.clone());
+        async move { queue::run_redis(engine, conn, prefix, concurrency, &name, stopped).await }
     });
-    let result = queue::run_redis(engine.clone(), conn, prefix, concurrency, &name, stopped).await;
+    let ended = tokio::select! {
+        () = shutdown => None,
+        ended = &mut jobs => Some(ended),
+    };
+    let _ = stop.send(true);
     tracing::info!("stopping: draining in-flight deliveries");
     drain(&engine, &name, grace).await;
-    Ok(result?)
+    jobs.abort();
+    if let Some(ended) = ended {
+        ended??;
+    }
+    Ok(())
 }

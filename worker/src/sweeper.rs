@@ -95,11 +95,14 @@ pub async fn sweep_once(
     Ok(count)
 }
 
-/// Sweeps every `interval` until the process ends.
+/// Sweeps (and vacuums the queue of finished jobs) every `interval` until the process ends.
 pub async fn run(db: DatabaseConnection, queue: Queue, interval: Duration) {
     loop {
         if let Err(e) = sweep_once(&db, &queue, interval).await {
             tracing::warn!(error = %e, "sweep failed; retrying next interval");
+        }
+        if let Err(e) = queue.vacuum().await {
+            tracing::warn!(error = %e, "vacuuming finished jobs failed");
         }
         tokio::time::sleep(interval).await;
     }

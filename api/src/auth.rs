@@ -264,12 +264,7 @@ async fn sign_up(state: &AppState, input: SignUpInput) -> ApiResult<AuthPayload>
             "password: must be at least 8 characters".into(),
         ));
     }
-    let tenant_name = input.tenant_name.trim().to_owned();
-    if tenant_name.is_empty() || tenant_name.chars().count() > 200 {
-        return Err(ApiError::BadInput(
-            "tenantName: must be 1 to 200 characters".into(),
-        ));
-    }
+    let tenant_name = crate::input::name("tenantName", &input.tenant_name)?;
     let hash = hash_password(input.password).await?;
     let now = Utc::now();
     let tenant = tenant::Model {

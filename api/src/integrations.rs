@@ -4,6 +4,7 @@
 use crate::{
     auth::{RequireRole, auth, state, subscriber},
     error::{ApiError, ApiResult, GqlResult},
+    input,
     lists::{self, List},
     state::AppState,
     tenancy::{find_for_tenant, get_for_tenant, scoped},
@@ -22,6 +23,7 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
     QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
 };
+use std::ops::RangeInclusive;
 
 /// A header as the API shows it: its name and a preview of its value.
 #[derive(SimpleObject, Clone)]
@@ -190,45 +192,10 @@ fn valid_url(field: &str, raw: &str, policy: &TargetPolicy) -> ApiResult<String>
         .map_err(|e| ApiError::BadInput(format!("{field}: {e}")))
 }
 
-fn valid_name(raw: &str) -> ApiResult<String> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::BadInput(
-            "name: must be 1 to 200 characters".into(),
-        ));
-    }
-    Ok(name.to_owned())
-}
-
-fn valid_timeout(ms: i32) -> ApiResult<i32> {
-    if (100..=30_000).contains(&ms) {
-        Ok(ms)
-    } else {
-        Err(ApiError::BadInput(
-            "timeoutMs: must be between 100 and 30000".into(),
-        ))
-    }
-}
-
-fn valid_max_in_flight(n: i32) -> ApiResult<i32> {
-    if (1..=1000).contains(&n) {
-        Ok(n)
-    } else {
-        Err(ApiError::BadInput(
-            "maxInFlight: must be between 1 and 1000".into(),
-        ))
-    }
-}
-
-fn valid_auto_pause(n: i32) -> ApiResult<i32> {
-    if (1..=1000).contains(&n) {
-        Ok(n)
-    } else {
-        Err(ApiError::BadInput(
-            "autoPauseAfter: must be between 1 and 1000".into(),
-        ))
-    }
-}
+/// Per-request timeout bounds, in ms.
+const TIMEOUT_MS: RangeInclusive<i32> = 100..=30_000;
+/// Bounds of `maxInFlight` and `autoPauseAfter`.
+const PER_INTEGRATION: RangeInclusive<i32> = 1..=1000;
 
 fn valid_headers(headers: &[HeaderInput]) -> ApiResult<Vec<(String, String)>> {
     if headers.len() > MAX_HEADERS {
@@ -334,7 +301,7 @@ impl IntegrationMutation {
             id: Set(new_id("int")),
             tenant_id: Set(auth.tenant_id.clone()),
             list_id: Set(list.id),
-            name: Set(valid_name(&input.name)?),
+            name: Set(input::name("name", &input.name)?),
             kind: Set(input.kind),
             url: Set(valid_url("url", &input.url, &app.targets)?),
             fallback_url: Set(input
@@ -343,12 +310,19 @@ impl IntegrationMutation {
                 .map(|u| valid_url("fallbackUrl", u, &app.targets))
                 .transpose()?),
             active: Set(input.active),
-            timeout_ms: Set(valid_timeout(input.timeout_ms)?),
-            max_in_flight: Set(valid_max_in_flight(input.max_in_flight)?),
+            timeout_ms: Set(input::in_range("timeoutMs", input.timeout_ms, TIMEOUT_MS)?),
+            max_in_flight: Set(input::in_range(
+                "maxInFlight",
+                input.max_in_flight,
+                PER_INTEGRATION,
+            )?),
             signing_secret: Set(signing::generate_secret()),
             previous_signing_secret: Set(None),
             previous_secret_expires_at: Set(None),
-            auto_pause_after: Set(input.auto_pause_after.map(valid_auto_pause).transpose()?),
+            auto_pause_after: Set(input
+                .auto_pause_after
+                .map(|n| input::in_range("autoPauseAfter", n, PER_INTEGRATION))
+                .transpose()?),
             consecutive_failures: Set(0),
             last_success_at: Set(None),
             last_failure_at: Set(None),
@@ -375,7 +349,7 @@ impl IntegrationMutation {
         let reactivated = !current.active && input.active == Some(true);
         let mut model = current.into_active_model();
         if let Some(name) = &input.name {
-            model.name = Set(valid_name(name)?);
+            model.name = Set(input::name("name", name)?);
         }
         if let Some(url) = &input.url {
             model.url = Set(valid_url("url", url, &app.targets)?);
@@ -395,15 +369,18 @@ impl IntegrationMutation {
             model.consecutive_failures = Set(0);
         }
         match input.auto_pause_after {
-            MaybeUndefined::Value(n) => model.auto_pause_after = Set(Some(valid_auto_pause(n)?)),
+            MaybeUndefined::Value(n) => {
+                model.auto_pause_after =
+                    Set(Some(input::in_range("autoPauseAfter", n, PER_INTEGRATION)?))
+            }
             MaybeUndefined::Null => model.auto_pause_after = Set(None),
             MaybeUndefined::Undefined => {}
         }
         if let Some(ms) = input.timeout_ms {
-            model.timeout_ms = Set(valid_timeout(ms)?);
+            model.timeout_ms = Set(input::in_range("timeoutMs", ms, TIMEOUT_MS)?);
         }
         if let Some(n) = input.max_in_flight {
-            model.max_in_flight = Set(valid_max_in_flight(n)?);
+            model.max_in_flight = Set(input::in_range("maxInFlight", n, PER_INTEGRATION)?);
         }
         let headers = input.headers.as_deref().map(valid_headers).transpose()?;
         model.updated_at = Set(Utc::now());
@@ -559,12 +536,5 @@ mod tests {
         assert!(valid_headers(&[header("Bad Name", "x")]).is_err());
         assert!(valid_headers(&[header("X-A", "line\nbreak")]).is_err());
         assert!(valid_headers(&[header("X-A", "1"), header("x-a", "2")]).is_err());
-    }
-
-    #[test]
-    fn timeouts_are_bounded() {
-        assert!(valid_timeout(10_000).is_ok());
-        assert!(valid_timeout(0).is_err());
-        assert!(valid_timeout(60_000).is_err());
     }
 }

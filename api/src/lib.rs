@@ -7,6 +7,7 @@ pub mod deliveries;
 pub mod error;
 pub mod graphql;
 pub mod health;
+pub mod input;
 pub mod intake;
 pub mod integrations;
 pub mod leads;

@@ -3,6 +3,7 @@
 use crate::{
     auth::{auth, state},
     error::{ApiError, ApiResult, GqlResult},
+    input,
     pagination::{Page, paginate},
     tenancy::{find_for_tenant, get_for_tenant, scoped},
 };
@@ -55,16 +56,6 @@ pub struct UpdateListInput {
     pub name: Option<String>,
     pub active: Option<bool>,
     pub default_phone_region: Option<String>,
-}
-
-fn valid_name(field: &str, raw: &str) -> ApiResult<String> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(ApiError::BadInput(format!(
-            "{field}: must be 1 to 200 characters"
-        )));
-    }
-    Ok(name.to_owned())
 }
 
 fn valid_region(raw: &str) -> ApiResult<String> {
@@ -123,7 +114,7 @@ impl ListMutation {
         let model = list::ActiveModel {
             id: Set(new_id("lst")),
             tenant_id: Set(auth.tenant_id.clone()),
-            name: Set(valid_name("name", &input.name)?),
+            name: Set(input::name("name", &input.name)?),
             active: Set(input.active),
             inbound_token: Set(random_token()),
             default_phone_region: Set(valid_region(&input.default_phone_region)?),
@@ -146,7 +137,7 @@ impl ListMutation {
             .await?
             .into_active_model();
         if let Some(name) = &input.name {
-            model.name = Set(valid_name("name", name)?);
+            model.name = Set(input::name("name", name)?);
         }
         if let Some(active) = input.active {
             model.active = Set(active);

@@ -116,40 +116,40 @@ fn script_and_router() -> (Arc<Mutex<Script>>, Router) {
 impl Receiver {
     /// An http receiver answering 200 `{"ok":true}`.
     pub async fn start() -> Self {
-        let (state, router) = script_and_router();
-        let listener = TcpListener::bind("127.0.0.1:0")
+        let tcp = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind receiver");
-        let addr = listener.local_addr().expect("addr");
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        Receiver {
-            addr,
-            scheme: "http",
-            state,
-            server,
-        }
+        Self::serve(tcp, "http").await
     }
 
     /// An https receiver answering 200 `{"ok":true}` with the certificate of `tls` (see
     /// [`crate::tls::TestCa::server_config`]).
     pub async fn start_https(tls: Arc<rustls::ServerConfig>) -> Self {
-        let (state, router) = script_and_router();
         let tcp = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind receiver");
-        let addr = tcp.local_addr().expect("addr");
-        let listener = TlsListener {
-            tcp,
-            acceptor: tls.into(),
-        };
+        Self::serve(
+            TlsListener {
+                tcp,
+                acceptor: tls.into(),
+            },
+            "https",
+        )
+        .await
+    }
+
+    async fn serve<L>(listener: L, scheme: &'static str) -> Self
+    where
+        L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+    {
+        let addr = listener.local_addr().expect("addr");
+        let (state, router) = script_and_router();
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
         Receiver {
             addr,
-            scheme: "https",
+            scheme,
             state,
             server,
         }

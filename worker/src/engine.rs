@@ -80,19 +80,9 @@ fn record_metrics(
     lead: &lead::Model,
     settled: &delivery::Model,
 ) {
-    let label = match verdict {
-        Verdict::Delivered => "delivered",
-        Verdict::Failed => "failed",
-        Verdict::Retry(_) => "retry",
-        Verdict::Failover => "failover",
-        Verdict::Exhausted => "error",
-    };
-    metrics::attempt(label, outcome.duration);
-    if matches!(
-        verdict,
-        Verdict::Delivered | Verdict::Failed | Verdict::Exhausted
-    ) {
-        metrics::delivery(label);
+    metrics::attempt(verdict.label(), outcome.duration);
+    if verdict.is_final() {
+        metrics::delivery(verdict.label());
     }
     if let Some(at) = settled.delivered_at {
         metrics::lead_to_delivered((at - lead.created_at).to_std().unwrap_or_default());
@@ -400,37 +390,11 @@ impl Engine {
             .first()
             .copied()
             .unwrap_or(Duration::ZERO);
-        let (status, endpoint, ladder_attempts, next_attempt_at) = match verdict {
-            Verdict::Delivered => (
-                DeliveryStatus::Delivered,
-                d.endpoint,
-                d.ladder_attempts + 1,
-                None,
-            ),
-            Verdict::Failed => (
-                DeliveryStatus::Failed,
-                d.endpoint,
-                d.ladder_attempts + 1,
-                None,
-            ),
-            Verdict::Exhausted => (
-                DeliveryStatus::Error,
-                d.endpoint,
-                d.ladder_attempts + 1,
-                None,
-            ),
-            Verdict::Retry(wait) => (
-                DeliveryStatus::RetryScheduled,
-                d.endpoint,
-                d.ladder_attempts + 1,
-                Some(now + chrono(*wait)),
-            ),
-            Verdict::Failover => (
-                DeliveryStatus::RetryScheduled,
-                Endpoint::Fallback,
-                0,
-                Some(now + chrono(first_step)),
-            ),
+        let status = verdict.status();
+        let (endpoint, ladder_attempts, next_attempt_at) = match verdict {
+            Verdict::Failover => (Endpoint::Fallback, 0, Some(now + chrono(first_step))),
+            Verdict::Retry(wait) => (d.endpoint, d.ladder_attempts + 1, Some(now + chrono(*wait))),
+            _ => (d.endpoint, d.ladder_attempts + 1, None),
         };
         let settled = delivery::Model {
             status,

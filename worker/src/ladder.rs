@@ -2,7 +2,7 @@
 //! configuration problem), retried on the ladder, moved to the fallback, or exhausted.
 
 use crate::{config::Ladder, outbound::Outcome};
-use leadrelay_entity::AttemptErrorKind;
+use leadrelay_entity::{AttemptErrorKind, DeliveryStatus};
 use std::time::Duration;
 
 /// The longest a receiver's `Retry-After` may push an attempt back.
@@ -21,6 +21,34 @@ pub enum Verdict {
     Failover,
     /// The last attempt of the last endpoint failed.
     Exhausted,
+}
+
+impl Verdict {
+    /// The delivery's status after this verdict.
+    pub fn status(&self) -> DeliveryStatus {
+        match self {
+            Verdict::Delivered => DeliveryStatus::Delivered,
+            Verdict::Failed => DeliveryStatus::Failed,
+            Verdict::Exhausted => DeliveryStatus::Error,
+            Verdict::Retry(_) | Verdict::Failover => DeliveryStatus::RetryScheduled,
+        }
+    }
+
+    /// Whether the delivery has reached a final state.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Verdict::Retry(_) | Verdict::Failover)
+    }
+
+    /// The metrics label of the attempt's outcome.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Verdict::Delivered => "delivered",
+            Verdict::Failed => "failed",
+            Verdict::Retry(_) => "retry",
+            Verdict::Failover => "failover",
+            Verdict::Exhausted => "error",
+        }
+    }
 }
 
 /// Whether an attempt's failure may go away by itself (timeouts, connection, DNS and TLS
@@ -83,6 +111,24 @@ mod tests {
         Outcome {
             error_kind: Some(kind),
             ..Outcome::default()
+        }
+    }
+
+    #[test]
+    fn each_verdict_has_its_status_and_finality() {
+        for (verdict, status, is_final) in [
+            (Verdict::Delivered, DeliveryStatus::Delivered, true),
+            (Verdict::Failed, DeliveryStatus::Failed, true),
+            (Verdict::Exhausted, DeliveryStatus::Error, true),
+            (
+                Verdict::Retry(Duration::from_secs(1)),
+                DeliveryStatus::RetryScheduled,
+                false,
+            ),
+            (Verdict::Failover, DeliveryStatus::RetryScheduled, false),
+        ] {
+            assert_eq!(verdict.status(), status, "{verdict:?}");
+            assert_eq!(verdict.is_final(), is_final, "{verdict:?}");
         }
     }
 

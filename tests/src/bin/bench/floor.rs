@@ -1,0 +1,272 @@
+//! The database floor: the statements the product runs per lead (intake, claim, load,
+//! settle; copied from `api/src/intake.rs` and `worker/src/engine.rs`), run by a minimal
+//! loop with the api's pool size and as many concurrent tasks. No HTTP, no Redis: what
+//! PostgreSQL on this machine allows, to compare the end-to-end rate with.
+
+use crate::{Options, report::Figures, stack};
+use anyhow::{Context, Result, ensure};
+use chrono::{DateTime, Utc};
+use leadrelay_tests::database;
+use leadrelay_worker::{engine::now, ids::new_id};
+use sea_orm::sqlx::{PgPool, Postgres, Row, Transaction, postgres::PgPoolOptions, query};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Instant,
+};
+
+/// The rows every lead refers to.
+struct Fixture {
+    tenant: String,
+    list: String,
+    token: String,
+    integration: String,
+}
+
+const VERIFICATIONS: &str = r#"{"email_valid":null,"phone_valid":null,"cnpj_valid":null,"cnpj_status":null,"ip_risk_score":null,"ip_proxy":null,"ip_vpn":null}"#;
+
+async fn fixture(pool: &PgPool, max_in_flight: u32) -> Result<Fixture> {
+    let f = Fixture {
+        tenant: new_id("ten"),
+        list: new_id("list"),
+        token: leadrelay_worker::ids::random_token(),
+        integration: new_id("int"),
+    };
+    query("INSERT INTO tenants (id, name, created_at) VALUES ($1, 'floor', now())")
+        .bind(&f.tenant)
+        .execute(pool)
+        .await?;
+    query(
+        "INSERT INTO lists (id, tenant_id, name, active, inbound_token, default_phone_region, created_at) \
+         VALUES ($1, $2, 'floor', true, $3, 'BR', now())",
+    )
+    .bind(&f.list)
+    .bind(&f.tenant)
+    .bind(&f.token)
+    .execute(pool)
+    .await?;
+    query(
+        "INSERT INTO integrations (id, tenant_id, list_id, name, kind, url, active, timeout_ms, \
+         max_in_flight, created_at, updated_at, signing_secret) \
+         VALUES ($1, $2, $3, 'floor', 'WEBHOOK', 'http://127.0.0.1:9/ok', true, 10000, $4, now(), now(), \
+         'whsec_Zmxvb3JmbG9vcmZsb29yZmxvb3JmbG9vcmZsb29yZmw=')",
+    )
+    .bind(&f.integration)
+    .bind(&f.tenant)
+    .bind(&f.list)
+    .bind(i32::try_from(max_in_flight).unwrap_or(i32::MAX))
+    .execute(pool)
+    .await?;
+    Ok(f)
+}
+
+/// Intake: find the list, then lead + delivery in one transaction.
+async fn intake(pool: &PgPool, f: &Fixture, i: u64) -> Result<(String, String)> {
+    let now = now();
+    let (lead, delivery) = (new_id("lead"), new_id("dlv"));
+    query("SELECT * FROM lists WHERE inbound_token = $1")
+        .bind(&f.token)
+        .fetch_one(pool)
+        .await?;
+    let mut tx = pool.begin().await?;
+    let email = format!("lead{i}@example.com");
+    query(
+        "INSERT INTO leads (id, tenant_id, list_id, email, name, phone, company, custom_fields, \
+         verifications, score, status, is_test, source_ip, raw_body, created_at, qualified_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, NULL, CAST($7 AS json), CAST($8 AS json), NULL, 'QUALIFIED', \
+         false, '127.0.0.1', $9, $10, $10)",
+    )
+    .bind(&lead)
+    .bind(&f.tenant)
+    .bind(&f.list)
+    .bind(&email)
+    .bind("Floor Lead")
+    .bind("+5511999999999")
+    .bind("{}")
+    .bind(VERIFICATIONS)
+    .bind(format!(r#"{{"email":"{email}","name":"Floor Lead"}}"#))
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    query(
+        "SELECT * FROM integrations WHERE tenant_id = $1 AND list_id = $2 \
+         AND (active = true OR paused_reason IS NOT NULL)",
+    )
+    .bind(&f.tenant)
+    .bind(&f.list)
+    .fetch_all(&mut *tx)
+    .await?;
+    query(
+        "INSERT INTO deliveries (id, tenant_id, lead_id, list_id, integration_id, status, \
+         attempt_count, next_attempt_at, lease_until, last_status_code, is_test, endpoint, \
+         ladder_attempts, delivered_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, 'PENDING', 0, $6, NULL, NULL, false, 'PRIMARY', 0, NULL, $6, $6)",
+    )
+    .bind(&delivery)
+    .bind(&f.tenant)
+    .bind(&lead)
+    .bind(&f.list)
+    .bind(&f.integration)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((lead, delivery))
+}
+
+/// Claim: lock the integration, count its in-flight rows, take the row with a lease.
+async fn claim(pool: &PgPool, f: &Fixture, delivery: &str) -> Result<DateTime<Utc>> {
+    let now = now();
+    let mut tx: Transaction<'_, Postgres> = pool.begin().await?;
+    let row = query("SELECT * FROM deliveries WHERE id = $1")
+        .bind(delivery)
+        .fetch_one(&mut *tx)
+        .await?;
+    let updated_at: DateTime<Utc> = row.try_get("updated_at")?;
+    query("SELECT * FROM integrations WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(&f.integration)
+        .fetch_one(&mut *tx)
+        .await?;
+    query(
+        "SELECT count(*) FROM deliveries WHERE integration_id = $1 AND status = 'IN_FLIGHT' \
+         AND lease_until > $2",
+    )
+    .bind(&f.integration)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    let claimed = query(
+        "UPDATE deliveries SET status = 'IN_FLIGHT', lease_until = $1, next_attempt_at = NULL, \
+         updated_at = $2 WHERE id = $3 AND status = 'PENDING' AND updated_at = $4",
+    )
+    .bind(now + chrono::Duration::seconds(30))
+    .bind(now)
+    .bind(delivery)
+    .bind(updated_at)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    ensure!(claimed.rows_affected() == 1, "the floor lost a claim");
+    Ok(now)
+}
+
+/// Load: the lead, the list and the integration's headers, outside a transaction.
+async fn load(pool: &PgPool, f: &Fixture, lead: &str) -> Result<()> {
+    query("SELECT * FROM leads WHERE id = $1")
+        .bind(lead)
+        .fetch_one(pool)
+        .await?;
+    query("SELECT * FROM lists WHERE id = $1")
+        .bind(&f.list)
+        .fetch_one(pool)
+        .await?;
+    query("SELECT * FROM integration_headers WHERE integration_id = $1 ORDER BY position")
+        .bind(&f.integration)
+        .fetch_all(pool)
+        .await?;
+    Ok(())
+}
+
+/// Settle: the row DELIVERED, the attempt, the integration's health, in one transaction.
+async fn settle(
+    pool: &PgPool,
+    f: &Fixture,
+    delivery: &str,
+    claimed_at: DateTime<Utc>,
+) -> Result<()> {
+    let now = now();
+    let mut tx = pool.begin().await?;
+    let updated = query(
+        "UPDATE deliveries SET status = 'DELIVERED', endpoint = 'PRIMARY', ladder_attempts = 1, \
+         next_attempt_at = NULL, attempt_count = 1, lease_until = NULL, last_status_code = 200, \
+         delivered_at = $1, updated_at = $1 WHERE id = $2 AND status = 'IN_FLIGHT' AND updated_at = $3",
+    )
+    .bind(now)
+    .bind(delivery)
+    .bind(claimed_at)
+    .execute(&mut *tx)
+    .await?;
+    ensure!(updated.rows_affected() == 1, "the floor lost a lease");
+    query(
+        "INSERT INTO delivery_attempts (id, tenant_id, delivery_id, number, endpoint, url, \
+         request_headers, status_code, response_body, duration_ms, error_kind, error, started_at) \
+         VALUES ($1, $2, $3, 1, 'PRIMARY', 'http://127.0.0.1:9/ok', CAST($4 AS json), 200, \
+         '{\"ok\":true}', 1, NULL, NULL, $5)",
+    )
+    .bind(new_id("att"))
+    .bind(&f.tenant)
+    .bind(delivery)
+    .bind(r#"[{"name":"content-type","value":"application/json"},{"name":"webhook-id","value":"dlv"}]"#)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    query("UPDATE integrations SET consecutive_failures = 0, last_success_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(&f.integration)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn one_lead(pool: &PgPool, f: &Fixture, i: u64) -> Result<()> {
+    let (lead, delivery) = intake(pool, f, i).await?;
+    let claimed_at = claim(pool, f, &delivery).await?;
+    load(pool, f, &lead).await?;
+    settle(pool, f, &delivery, claimed_at).await
+}
+
+/// One floor run on a fresh database: `floor_leads` leads through `api_pool` connections.
+pub async fn run(options: &Options) -> Result<Figures> {
+    let url = database::fresh().await;
+    let result = async {
+        let pool = PgPoolOptions::new()
+            .max_connections(options.api_pool)
+            .connect(&url)
+            .await
+            .context("connecting the floor's pool")?;
+        let fixture = Arc::new(fixture(&pool, options.max_in_flight).await?);
+        let bar = crate::report::bar(options.floor_leads, "floor");
+        let next = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..options.api_pool {
+            let (pool, fixture, next, bar) =
+                (pool.clone(), fixture.clone(), next.clone(), bar.clone());
+            let leads = options.floor_leads;
+            tasks.spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= leads {
+                        return Ok::<_, anyhow::Error>(());
+                    }
+                    one_lead(&pool, &fixture, i).await?;
+                    bar.inc(1);
+                }
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.context("a floor task panicked")??;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        pool.close().await;
+        let leads = options.floor_leads as f64;
+        println!(
+            "  floor: {leads} leads in {secs:.2} s = {:.0} leads/s",
+            leads / secs
+        );
+        Ok(Figures::from([
+            ("leads", leads),
+            ("delivered", leads),
+            ("lost", 0.0),
+            ("duplicates", 0.0),
+            ("leads_per_s", leads / secs),
+        ]))
+    }
+    .await;
+    stack::drop_database(&url).await?;
+    result
+}

@@ -24,16 +24,24 @@ use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
     EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-    sea_query::{Expr, ExprTrait, LockType},
+    sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query},
 };
 use serde_json::json;
-use std::{collections::HashSet, sync::Mutex, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 /// How early the queue may hand out a delayed job.
 const QUEUE_PRECISION: Duration = Duration::from_secs(1);
 
-/// How long a delivery waits before trying again for a slot of a busy integration.
-const BUSY_RETRY: Duration = Duration::from_secs(1);
+/// How stale an integration's `last_success_at` may get: a busy integration's row is
+/// written at most once a second for it, not once per delivery.
+const SUCCESS_STAMP: Duration = Duration::from_secs(1);
 
 /// The delivery engine, shared by every job of a process.
 pub struct Engine {
@@ -44,6 +52,8 @@ pub struct Engine {
     settings: DeliverySettings,
     /// Rows this process has claimed and not yet settled (released on shutdown).
     in_flight: Mutex<HashSet<String>>,
+    /// Set when the process stops: settling rows no longer take on waiting ones.
+    stopping: AtomicBool,
 }
 
 /// A row this process has claimed; it leaves the in-flight set when dropped.
@@ -62,11 +72,15 @@ impl Drop for Claimed<'_> {
     }
 }
 
+/// A row claimed by this process, with its integration as read under the claim's lock.
+type Won = Box<(delivery::Model, integration::Model)>;
+
 /// What a claim found.
 enum Claim {
     /// The row is ours until its lease ends.
-    Won(Box<(delivery::Model, integration::Model)>),
-    /// The integration already has `maxInFlight` deliveries in flight.
+    Won(Won),
+    /// The integration already has `maxInFlight` deliveries in flight: one of them takes
+    /// this row on when it settles (see [`Engine::settle`]).
     Busy,
     /// Not due yet: try again after this long.
     NotDue(Duration),
@@ -113,6 +127,54 @@ fn chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
+/// The rows waiting for a slot, as SQL. Literal values, not parameters, so PostgreSQL
+/// can use the partial index `ix_deliveries_waiting` that has the same predicate.
+pub const WAITING: &str = "status IN ('PENDING', 'RETRY_SCHEDULED')";
+
+/// The UPDATE that moves rows IN_FLIGHT under a lease until `lease_until`; the caller
+/// adds which rows.
+fn take(lease_until: DateTime<Utc>, now: DateTime<Utc>) -> sea_orm::UpdateMany<delivery::Entity> {
+    delivery::Entity::update_many()
+        .col_expr(
+            delivery::Column::Status,
+            Expr::value(DeliveryStatus::InFlight),
+        )
+        .col_expr(delivery::Column::LeaseUntil, Expr::value(lease_until))
+        .col_expr(
+            delivery::Column::NextAttemptAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
+}
+
+/// `query` with a NO KEY UPDATE row lock on PostgreSQL (SQLite has one writer and no row
+/// locks). NO KEY UPDATE, not UPDATE: foreign-key checks (KEY SHARE) never wait for it;
+/// FOR UPDATE on the integration deadlocked intake against claims and intake answered 500.
+fn locked<Q: QuerySelect>(
+    query: Q,
+    db: &impl ConnectionTrait,
+    behavior: Option<LockBehavior>,
+) -> Q {
+    match (db.get_database_backend(), behavior) {
+        (DatabaseBackend::Postgres, Some(behavior)) => {
+            query.lock_with_behavior(LockType::NoKeyUpdate, behavior)
+        }
+        (DatabaseBackend::Postgres, None) => query.lock(LockType::NoKeyUpdate),
+        _ => query,
+    }
+}
+
+/// Reads the integration and locks it until the transaction ends: claims and settles of
+/// one integration take turns, so its in-flight cap holds across every worker process.
+async fn lock_integration(
+    txn: &DatabaseTransaction,
+    id: &str,
+) -> Result<Option<integration::Model>, Error> {
+    Ok(locked(integration::Entity::find_by_id(id), txn, None)
+        .one(txn)
+        .await?)
+}
+
 impl Engine {
     /// An engine on the given ledger, event bus and queue (for retries).
     pub fn new(
@@ -133,6 +195,7 @@ impl Engine {
             queue,
             settings,
             in_flight: Mutex::new(HashSet::new()),
+            stopping: AtomicBool::new(false),
         })
     }
 
@@ -146,15 +209,12 @@ impl Engine {
     }
 
     async fn try_deliver(&self, delivery_id: &str) -> Result<(), Error> {
-        let (delivery, integration) = loop {
+        let mut won = loop {
             match self.claim(delivery_id).await? {
-                Claim::Won(won) => break *won,
-                Claim::Busy => {
-                    return self
-                        .queue
-                        .push_after(delivery_id.to_owned(), BUSY_RETRY)
-                        .await;
-                }
+                Claim::Won(won) => break won,
+                // The row waits in the ledger; a settling delivery of its integration hands
+                // it the slot (no polling), and the sweeper covers anything else.
+                Claim::Busy => return Ok(()),
                 // The queue schedules to the whole second, so a job may come up to a second
                 // early: wait out the rest here rather than bounce it through the queue.
                 Claim::NotDue(wait) if wait <= QUEUE_PRECISION => tokio::time::sleep(wait).await,
@@ -164,9 +224,17 @@ impl Engine {
                 Claim::Nothing => return Ok(()),
             }
         };
-        // Dropped when the attempt ends, or when the job is cancelled mid-attempt.
-        let _claimed = self.track(delivery_id);
-        self.attempt(delivery, integration).await
+        // Each settled attempt may hand its slot to the integration's next waiting row:
+        // this job goes on with it, so a busy integration drains at full speed.
+        loop {
+            let (delivery, integration) = *won;
+            // Dropped when the attempt ends, or when the job is cancelled mid-attempt.
+            let _claimed = self.track(&delivery.id);
+            match self.attempt(delivery, integration).await? {
+                Some(next) => won = next,
+                None => return Ok(()),
+            }
+        }
     }
 
     fn track(&self, delivery_id: &str) -> Claimed<'_> {
@@ -180,11 +248,12 @@ impl Engine {
         }
     }
 
+    /// One attempt of a claimed row; returns the next row this job should deliver.
     async fn attempt(
         &self,
         delivery: delivery::Model,
         integration: integration::Model,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<Won>, Error> {
         self.publish(&delivery, delivery.attempt_count + 1).await;
         let (lead, list, headers) = self.load(&delivery).await?;
         let url = match (delivery.endpoint, &integration.fallback_url) {
@@ -244,7 +313,7 @@ impl Engine {
             attempts_on_ladder,
             can_fail_over,
         );
-        let Some(settled) = self
+        let Some((settled, next)) = self
             .settle(
                 &delivery,
                 &integration,
@@ -255,7 +324,7 @@ impl Engine {
             )
             .await?
         else {
-            return Ok(());
+            return Ok(None);
         };
         record_metrics(&verdict, &outcome, &lead, &settled);
         self.publish(&settled, settled.attempt_count).await;
@@ -265,7 +334,7 @@ impl Engine {
             let wait = (at - now()).to_std().unwrap_or(Duration::ZERO);
             self.queue.push_after(settled.id, wait).await?;
         }
-        Ok(())
+        Ok(next)
     }
 
     /// Claims the row: within a transaction that locks the integration (so the in-flight
@@ -274,7 +343,15 @@ impl Engine {
     async fn claim(&self, delivery_id: &str) -> Result<Claim, Error> {
         let now = now();
         let txn = self.db.begin().await?;
-        let Some(row) = delivery::Entity::find_by_id(delivery_id).one(&txn).await? else {
+        // The row first, skipped when a settling worker holds it (it is handing the row
+        // a slot): rows before the integration, in claims as in settles, so the two
+        // never deadlock.
+        let row = locked(
+            delivery::Entity::find_by_id(delivery_id),
+            &txn,
+            Some(LockBehavior::SkipLocked),
+        );
+        let Some(row) = row.one(&txn).await? else {
             return Ok(Claim::Nothing);
         };
         let leased =
@@ -291,14 +368,7 @@ impl Engine {
                 (due - now).to_std().unwrap_or(Duration::ZERO),
             ));
         }
-        let mut lock = integration::Entity::find_by_id(&row.integration_id);
-        if txn.get_database_backend() == DatabaseBackend::Postgres {
-            // NO KEY UPDATE, not UPDATE: claims still queue behind each other, but intake's
-            // foreign-key check (KEY SHARE) on the integration never waits for a claim;
-            // FOR UPDATE deadlocked the two and intake answered 500.
-            lock = lock.lock(LockType::NoKeyUpdate);
-        }
-        let Some(integration) = lock.one(&txn).await? else {
+        let Some(integration) = lock_integration(&txn, &row.integration_id).await? else {
             return Ok(Claim::Nothing);
         };
         if !integration.active {
@@ -315,17 +385,7 @@ impl Engine {
             return Ok(Claim::Busy);
         }
         let lease_until = now + chrono(self.settings.lease);
-        let claimed = delivery::Entity::update_many()
-            .col_expr(
-                delivery::Column::Status,
-                Expr::value(DeliveryStatus::InFlight),
-            )
-            .col_expr(delivery::Column::LeaseUntil, Expr::value(lease_until))
-            .col_expr(
-                delivery::Column::NextAttemptAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
+        let claimed = take(lease_until, now)
             .filter(delivery::Column::Id.eq(delivery_id))
             .filter(delivery::Column::Status.eq(row.status))
             .filter(delivery::Column::UpdatedAt.eq(row.updated_at))
@@ -371,8 +431,9 @@ impl Engine {
         Ok((lead, list, headers))
     }
 
-    /// Records the attempt and the row's next state in one transaction. None when the
-    /// lease was lost meanwhile (another worker owns the row now).
+    /// Records the attempt and the row's next state in one transaction, and hands the
+    /// freed slot to the integration's next waiting row (returned, claimed for this
+    /// process). None when the lease was lost meanwhile (another worker owns the row now).
     async fn settle(
         &self,
         d: &delivery::Model,
@@ -381,7 +442,7 @@ impl Engine {
         request_headers: Vec<serde_json::Value>,
         outcome: &Outcome,
         verdict: &Verdict,
-    ) -> Result<Option<delivery::Model>, Error> {
+    ) -> Result<Option<(delivery::Model, Option<Won>)>, Error> {
         let now = now();
         let first_step = self
             .settings
@@ -463,12 +524,56 @@ impl Engine {
         })
         .exec_without_returning(&txn)
         .await?;
-        let paused = self.record_health(&txn, integration, status, now).await?;
+        // From here to the commit the integration is locked, as in a claim: a claim that
+        // found it busy either sees this row settled or is seen by the hand-off below.
+        let Some(current) = lock_integration(&txn, &integration.id).await? else {
+            txn.commit().await?;
+            return Ok(Some((settled, None)));
+        };
+        let paused = self.record_health(&txn, &current, status, now).await?;
+        let next = self.hand_off(&txn, integration, current, now).await?;
         txn.commit().await?;
         if let Some(paused) = paused {
             self.events.publish(paused).await;
         }
-        Ok(Some(settled))
+        Ok(Some((settled, next)))
+    }
+
+    /// Claims the integration's oldest due waiting row for the slot a settling row frees
+    /// (the in-flight count stays the same, so the cap holds), unless the integration was
+    /// paused or its cap lowered meanwhile, or this process is stopping. Runs in the
+    /// settling transaction, under the integration's lock.
+    async fn hand_off(
+        &self,
+        txn: &DatabaseTransaction,
+        claimed_under: &integration::Model,
+        current: integration::Model,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Won>, Error> {
+        if !current.active
+            || current.max_in_flight < claimed_under.max_in_flight
+            || self.stopping.load(Ordering::Relaxed)
+        {
+            return Ok(None);
+        }
+        let mut oldest = Query::select()
+            .column(delivery::Column::Id)
+            .from(delivery::Entity)
+            .and_where(delivery::Column::IntegrationId.eq(&current.id))
+            .and_where(Expr::cust(WAITING))
+            .and_where(delivery::Column::NextAttemptAt.lte(now))
+            .order_by(delivery::Column::NextAttemptAt, sea_orm::Order::Asc)
+            .limit(1)
+            .to_owned();
+        if txn.get_database_backend() == DatabaseBackend::Postgres {
+            // A row another worker is claiming right now is left to it.
+            oldest.lock_with_behavior(LockType::NoKeyUpdate, LockBehavior::SkipLocked);
+        }
+        let next = take(now + chrono(self.settings.lease), now)
+            .filter(delivery::Column::Id.in_subquery(oldest))
+            .exec_with_returning(txn)
+            .await?;
+        Ok(next.into_iter().next().map(|row| Box::new((row, current))))
     }
 
     /// Keeps the integration's health, and pauses it after `auto_pause_after`
@@ -484,6 +589,14 @@ impl Engine {
         let mut update =
             integration::Entity::update_many().filter(integration::Column::Id.eq(&integration.id));
         match status {
+            DeliveryStatus::Delivered
+                if integration.consecutive_failures == 0
+                    && integration
+                        .last_success_at
+                        .is_some_and(|at| now - at < chrono(SUCCESS_STAMP)) =>
+            {
+                return Ok(None);
+            }
             DeliveryStatus::Delivered => {
                 update = update
                     .col_expr(integration::Column::ConsecutiveFailures, Expr::value(0))
@@ -521,6 +634,12 @@ impl Engine {
         }
         update.exec(txn).await?;
         Ok(paused)
+    }
+
+    /// Stops taking on waiting rows when deliveries settle (graceful shutdown: the
+    /// in-flight set only shrinks from here).
+    pub fn stop_taking_on(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
     }
 
     /// Hands back every row this process still has in flight, due at once, so another

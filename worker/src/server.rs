@@ -23,6 +23,7 @@ pub fn spawn_background(engine: &Engine, name: &str, sweep_interval: Duration) {
 /// Graceful stop: waits up to `grace` for in-flight deliveries, then hands the rest
 /// back to the ledger and removes the heartbeat.
 pub async fn drain(engine: &Engine, name: &str, grace: Duration) {
+    engine.stop_taking_on();
     let deadline = tokio::time::Instant::now() + grace;
     while engine.in_flight_count() > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -1,12 +1,23 @@
 //! The sweeper (ARCHITECTURE §5): Redis may lose jobs, a worker may die mid-attempt, an
 //! integration may come back from a pause. Every interval one process (an advisory lock
 //! on PostgreSQL) re-enqueues rows that are due but unclaimed and rows whose lease ran out.
+//! Of the rows waiting for a slot it takes at most `maxInFlight` per integration: those
+//! restart the integration's deliveries, and each settling one hands its slot on to the
+//! next waiting row, so 100,000 waiting rows never become 100,000 jobs.
 
-use crate::{engine::now, error::Error, metrics, queue::Queue};
+use crate::{
+    engine::{WAITING, now},
+    error::Error,
+    metrics,
+    queue::Queue,
+};
+use chrono::{DateTime, Utc};
 use leadrelay_entity::{DeliveryStatus, delivery, integration};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait, sea_query::Query,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement,
+    TransactionTrait,
+    sea_query::{Alias, Expr, ExprTrait, JoinType, Order, Query},
 };
 use std::time::Duration;
 
@@ -44,31 +55,18 @@ pub async fn sweep_once(
         .from(integration::Entity)
         .and_where(integration::Column::Active.eq(true))
         .to_owned();
-    let ids: Vec<String> = delivery::Entity::find()
+    let mut ids: Vec<String> = delivery::Entity::find()
         .select_only()
         .column(delivery::Column::Id)
         .filter(delivery::Column::IntegrationId.in_subquery(active))
-        .filter(
-            Condition::any()
-                .add(
-                    Condition::all()
-                        .add(
-                            delivery::Column::Status
-                                .is_in([DeliveryStatus::Pending, DeliveryStatus::RetryScheduled]),
-                        )
-                        .add(delivery::Column::NextAttemptAt.lte(overdue)),
-                )
-                .add(
-                    Condition::all()
-                        .add(delivery::Column::Status.eq(DeliveryStatus::InFlight))
-                        .add(delivery::Column::LeaseUntil.lt(now)),
-                ),
-        )
-        .order_by_asc(delivery::Column::NextAttemptAt)
+        .filter(delivery::Column::Status.eq(DeliveryStatus::InFlight))
+        .filter(delivery::Column::LeaseUntil.lt(now))
+        .order_by_asc(delivery::Column::LeaseUntil)
         .limit(BATCH)
         .into_tuple()
         .all(&txn)
         .await?;
+    ids.extend(first_waiting(&txn, overdue).await?);
     let oldest: Option<Option<chrono::DateTime<chrono::Utc>>> = delivery::Entity::find()
         .select_only()
         .column_as(delivery::Column::NextAttemptAt.min(), "oldest")
@@ -93,6 +91,60 @@ pub async fn sweep_once(
         queue.push(ids).await?;
     }
     Ok(count)
+}
+
+#[derive(FromQueryResult)]
+struct Waiting {
+    id: String,
+}
+
+/// The ids of the first `max_in_flight` rows (in due order) of every active integration
+/// that have waited since `overdue` or longer.
+async fn first_waiting(
+    txn: &DatabaseTransaction,
+    overdue: DateTime<Utc>,
+) -> Result<Vec<String>, Error> {
+    let (d, i) = (Alias::new("d"), Alias::new("i"));
+    let ranked = Query::select()
+        .column((d.clone(), delivery::Column::Id))
+        .column((d.clone(), delivery::Column::NextAttemptAt))
+        .column((i.clone(), integration::Column::MaxInFlight))
+        .expr_as(
+            Expr::cust(
+                "row_number() OVER (PARTITION BY d.integration_id ORDER BY d.next_attempt_at)",
+            ),
+            Alias::new("rank"),
+        )
+        .from_as(delivery::Entity, d.clone())
+        .join_as(
+            JoinType::InnerJoin,
+            integration::Entity,
+            i.clone(),
+            Expr::col((i.clone(), integration::Column::Id))
+                .equals((d.clone(), delivery::Column::IntegrationId)),
+        )
+        .and_where(Expr::col((i.clone(), integration::Column::Active)).eq(true))
+        .and_where(Expr::cust(format!("d.{WAITING}")))
+        .and_where(Expr::col((d, delivery::Column::NextAttemptAt)).lte(overdue))
+        .to_owned();
+    let w = Alias::new("w");
+    let first = Query::select()
+        .column((w.clone(), delivery::Column::Id))
+        .from_subquery(ranked, w.clone())
+        .and_where(
+            Expr::col((w.clone(), Alias::new("rank")))
+                .lte(Expr::col((w.clone(), integration::Column::MaxInFlight))),
+        )
+        .order_by((w, delivery::Column::NextAttemptAt), Order::Asc)
+        .limit(BATCH)
+        .to_owned();
+    let backend = txn.get_database_backend();
+    Ok(Waiting::find_by_statement(backend.build(&first))
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|w| w.id)
+        .collect())
 }
 
 /// Sweeps (and vacuums the queue of finished jobs) every `interval` until the process ends.

@@ -151,11 +151,7 @@ impl Report {
             values.sort_by(f64::total_cmp);
             median.insert(key, values[(values.len() - 1) / 2]);
         }
-        let rate = median
-            .get("deliveries_per_s")
-            .or(median.get("leads_per_s"))
-            .copied()
-            .unwrap_or(0.0);
+        let rate = median.get(self.rate_key()).copied().unwrap_or(0.0);
         median.insert("floor_leads_per_s", self.floor);
         median.insert(
             "ratio",
@@ -169,12 +165,22 @@ impl Report {
         median
     }
 
-    /// Min and max of `leads_per_s` over the runs.
+    /// The rate compared with the floor: deliveries/s where a lead fans out, else leads/s.
+    fn rate_key(&self) -> &'static str {
+        let fans_out = self.runs.iter().any(|r| r.contains_key("deliveries_per_s"));
+        if fans_out {
+            "deliveries_per_s"
+        } else {
+            "leads_per_s"
+        }
+    }
+
+    /// Min and max of the rate over the runs.
     fn spread(&self) -> (f64, f64) {
         let rates = self
             .runs
             .iter()
-            .filter_map(|r| r.get("leads_per_s").copied());
+            .filter_map(|r| r.get(self.rate_key()).copied());
         rates.fold((f64::INFINITY, 0.0), |(lo, hi), v| (lo.min(v), hi.max(v)))
     }
 
@@ -231,14 +237,19 @@ impl Report {
             Some(d) => format!("{d:.0} deliveries"),
             None => int("delivered"),
         };
+        let unit = if self.rate_key() == "deliveries_per_s" {
+            " deliveries/s"
+        } else {
+            ""
+        };
         format!(
-            "| {} | {} | {} | {} | {} | {:.0} ({:.0}–{:.0}) | {:.0} | {:.2} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {:.0}{unit} ({:.0}–{:.0}) | {:.0} | {:.2} | {} | {} |",
             self.scenario,
             int("leads"),
             delivered,
             int("lost"),
             int("duplicates"),
-            get("leads_per_s").unwrap_or(0.0),
+            get(self.rate_key()).unwrap_or(0.0),
             min,
             max,
             self.floor,

@@ -1,0 +1,118 @@
+//! Smoke runs of every benchmark scenario at a tiny size, so the harness never rots: each
+//! runs the `bench` binary against the debug api and worker (built by `cargo build --bins`)
+//! and checks what its JSON report says. The figures themselves are not asserted; the full
+//! run is `cargo run --release -p leadrelay-tests --bin bench -- all`.
+
+use serde_json::Value;
+use std::process::Command;
+
+/// Runs `bench {args}` with one run, a small floor and small pools; returns its JSON.
+fn bench(args: &[&str]) -> Value {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("bench.json");
+    let output = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(args)
+        .args(["--runs", "1", "--floor-leads", "200", "--concurrency", "8"])
+        .args(["--api-pool", "4", "--worker-pool", "4", "--drain-timeout", "40"])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("running bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "bench {args:?} failed:\n{stdout}\n{stderr}"
+    );
+    let text = std::fs::read_to_string(&json).expect("the JSON report");
+    let report: Value = serde_json::from_str(&text).expect("valid JSON");
+    assert_eq!(report["scenario"], args[0], "{report}");
+    assert!(report["floor_leads_per_s"].as_f64() > Some(0.0), "{report}");
+    assert!(stdout.contains("| floor |"), "the Markdown table: {stdout}");
+    report
+}
+
+fn number(report: &Value, key: &str) -> f64 {
+    let mut value = report;
+    for part in key.split('.') {
+        value = &value[part];
+    }
+    value
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is missing: {report}"))
+}
+
+/// Every accepted lead arrived, none twice, and the rates and percentiles are there.
+fn assert_delivered_all(report: &Value, leads: f64) {
+    assert_eq!(number(report, "leads"), leads, "{report}");
+    assert_eq!(number(report, "delivered"), leads, "{report}");
+    assert_eq!(number(report, "lost"), 0.0, "{report}");
+    assert_eq!(number(report, "duplicates"), 0.0, "{report}");
+    assert!(number(report, "leads_per_s") > 0.0, "{report}");
+    assert!(number(report, "ratio") > 0.0, "{report}");
+    for key in ["intake_ms", "e2e_ms"] {
+        for p in ["p50", "p95", "p99"] {
+            assert!(number(report, &format!("{key}.{p}")) > 0.0, "{report}");
+        }
+    }
+}
+
+#[test]
+fn floor_measures_the_database_alone() {
+    let report = bench(&["floor"]);
+    assert_eq!(number(&report, "leads"), 200.0);
+    assert!(number(&report, "leads_per_s") > 0.0);
+    assert_eq!(number(&report, "runs"), 3.0, "the floor is the median of three");
+}
+
+#[test]
+fn throughput_delivers_every_lead() {
+    let report = bench(&["throughput", "--leads", "200"]);
+    assert_delivered_all(&report, 200.0);
+    assert!(number(&report, "intake_per_s") > 0.0);
+}
+
+#[test]
+fn latency_posts_at_a_fixed_rate() {
+    let report = bench(&["latency", "--rate", "100", "--duration", "2"]);
+    assert_delivered_all(&report, 200.0);
+}
+
+#[test]
+fn fanout_delivers_each_lead_to_ten_integrations() {
+    let report = bench(&["fanout", "--leads", "50"]);
+    assert_delivered_all(&report, 50.0);
+    assert_eq!(number(&report, "deliveries"), 500.0);
+    assert!(number(&report, "deliveries_per_s") > 0.0);
+}
+
+#[test]
+fn noisy_neighbour_compares_b_alone_and_beside_a() {
+    let report = bench(&["noisy-neighbour", "--rate", "50", "--duration", "2"]);
+    assert_delivered_all(&report, 100.0);
+    assert!(number(&report, "b_p99_alone_ms") > 0.0);
+    assert!(number(&report, "b_p99_with_a_ms") > 0.0);
+    number(&report, "p99_increase_pct");
+}
+
+#[test]
+fn backlog_drains_the_ledger_without_redis_jobs() {
+    let report = bench(&["backlog", "--leads", "1000"]);
+    assert_eq!(number(&report, "delivered"), 1000.0, "{report}");
+    assert_eq!(number(&report, "lost"), 0.0);
+    assert!(number(&report, "drain_per_s") > 0.0);
+    assert!(number(&report, "drain_s") > 0.0);
+}
+
+#[test]
+fn chaos_loses_no_lead() {
+    let report = bench(&["chaos", "--leads", "600", "--kill-every", "2"]);
+    assert_eq!(number(&report, "lost"), 0.0, "{report}");
+    assert_eq!(
+        number(&report, "delivered"),
+        number(&report, "accepted"),
+        "{report}"
+    );
+    assert!(number(&report, "kills") >= 1.0, "{report}");
+    number(&report, "duplicates_pct");
+}

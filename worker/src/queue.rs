@@ -114,10 +114,13 @@ impl Queue {
                 }
             }
             Queue::Redis(storage) => {
-                let mut storage = (**storage).clone();
-                for delivery_id in delivery_ids {
-                    bounded(storage.push(DeliverLead { delivery_id })).await?;
-                }
+                // Concurrent pushes share the multiplexed connection, which pipelines them:
+                // a lead with ten integrations costs one round trip to Redis, not ten.
+                let pushes = delivery_ids.into_iter().map(|delivery_id| {
+                    let mut storage = (**storage).clone();
+                    async move { bounded(storage.push(DeliverLead { delivery_id })).await }
+                });
+                futures::future::try_join_all(pushes).await?;
             }
         }
         Ok(())

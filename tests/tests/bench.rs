@@ -1,5 +1,5 @@
 //! Smoke runs of every benchmark scenario at a tiny size, so the harness never rots: each
-//! runs the `bench` binary against the debug api and worker (built by `cargo build --bins`)
+//! runs the `bench` binary against the debug api and worker as `cargo build --bins` built them
 //! and checks what its JSON report says. The figures themselves are not asserted; the full
 //! run is `cargo run --release -p leadrelay-tests --bin bench -- all`.
 
@@ -13,7 +13,14 @@ fn bench(args: &[&str]) -> Value {
     let output = Command::new(env!("CARGO_BIN_EXE_bench"))
         .args(args)
         .args(["--runs", "1", "--floor-leads", "200", "--concurrency", "8"])
-        .args(["--api-pool", "4", "--worker-pool", "4", "--drain-timeout", "40"])
+        .args([
+            "--api-pool",
+            "4",
+            "--worker-pool",
+            "4",
+            "--drain-timeout",
+            "40",
+        ])
         .arg("--json")
         .arg(&json)
         .output()
@@ -62,7 +69,11 @@ fn floor_measures_the_database_alone() {
     let report = bench(&["floor"]);
     assert_eq!(number(&report, "leads"), 200.0);
     assert!(number(&report, "leads_per_s") > 0.0);
-    assert_eq!(number(&report, "runs"), 3.0, "the floor is the median of three");
+    assert_eq!(
+        number(&report, "runs"),
+        3.0,
+        "the floor is the median of three"
+    );
 }
 
 #[test]
@@ -88,7 +99,15 @@ fn fanout_delivers_each_lead_to_ten_integrations() {
 
 #[test]
 fn noisy_neighbour_compares_b_alone_and_beside_a() {
-    let report = bench(&["noisy-neighbour", "--rate", "50", "--duration", "2"]);
+    let report = bench(&[
+        "noisy-neighbour",
+        "--rate",
+        "50",
+        "--duration",
+        "2",
+        "--hang-timeout-ms",
+        "2000",
+    ]);
     assert_delivered_all(&report, 100.0);
     assert!(number(&report, "b_p99_alone_ms") > 0.0);
     assert!(number(&report, "b_p99_with_a_ms") > 0.0);

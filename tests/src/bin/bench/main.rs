@@ -114,6 +114,13 @@ pub struct Options {
     /// Leads per floor run (the floor runs three times per invocation).
     #[arg(long, global = true, default_value_t = 5000)]
     pub floor_leads: u64,
+    /// Use the api and worker binaries next to this one as they are, without `cargo build`
+    /// (the test command has built them).
+    #[arg(long, global = true)]
+    pub prebuilt: bool,
+    /// Noisy-neighbour: timeout of tenant A's hanging integration, in ms.
+    #[arg(long, global = true, default_value_t = 10_000)]
+    pub hang_timeout_ms: u32,
     /// Chaos: seconds between worker kills.
     #[arg(long, global = true, default_value_t = 5)]
     pub kill_every: u64,

@@ -16,6 +16,8 @@ use sea_orm::sqlx::{Connection, PgConnection, query};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
+/// Timeout of the integrations whose receiver answers at once (the product's default).
+const TIMEOUT_MS: u32 = 10_000;
 /// Floor runs per invocation (the median is the floor).
 const FLOOR_RUNS: usize = 3;
 
@@ -48,7 +50,7 @@ pub async fn run(scenario: Scenario, options: &Options) -> Result<bool> {
         one => vec![one],
     };
     if !chosen.is_empty() {
-        let bins = Binaries::locate()?;
+        let bins = Binaries::locate(options.prebuilt)?;
         for scenario in chosen {
             let mut runs = Vec::new();
             for run in 1..=options.runs {
@@ -138,13 +140,15 @@ async fn on_stack(
     result
 }
 
-/// A new tenant with one list and an integration to each of `paths` on the receiver;
-/// returns the tenant, the list and the integrations' ids.
+/// A new tenant with one list and an integration to each of `paths` on the receiver
+/// (`--max-in-flight`, a timeout of `timeout_ms`); returns the tenant, the list and the
+/// integrations' ids.
 async fn tenant_with(
     stack: &Stack,
     receiver: &Receiver,
     paths: &[String],
     options: &Options,
+    timeout_ms: u32,
 ) -> Result<(Tenant, List, Vec<String>)> {
     let tenant = stack.sign_up("bench").await?;
     let list = stack.create_list(&tenant, "bench").await?;
@@ -157,7 +161,7 @@ async fn tenant_with(
                     &list,
                     &receiver.url(path),
                     options.max_in_flight,
-                    10_000,
+                    timeout_ms,
                 )
                 .await?,
         );
@@ -203,7 +207,7 @@ async fn steady(
         chaos: false,
     };
     on_stack(bins, options, setup, async |stack, receiver| {
-        let (_, list, _) = tenant_with(stack, receiver, paths, options).await?;
+        let (_, list, _) = tenant_with(stack, receiver, paths, options, TIMEOUT_MS).await?;
         let http = load::client(options.concurrency)?;
         let posting = report::bar(pace.leads(), "posted");
         Ok(deliver(&http, receiver, &list, paths, pace, options, posting).await)
@@ -221,8 +225,15 @@ async fn noisy_neighbour(bins: &Binaries, options: &Options, pace: Pace) -> Resu
         chaos: false,
     };
     let mut beside = on_stack(bins, options, setup, async |stack, receiver| {
-        let (_, a_list, _) = tenant_with(stack, receiver, &paths(&["/hang/a"]), options).await?;
-        let (_, b_list, _) = tenant_with(stack, receiver, &b_paths, options).await?;
+        let (_, a_list, _) = tenant_with(
+            stack,
+            receiver,
+            &paths(&["/hang/a"]),
+            options,
+            options.hang_timeout_ms,
+        )
+        .await?;
+        let (_, b_list, _) = tenant_with(stack, receiver, &b_paths, options, TIMEOUT_MS).await?;
         let http = load::client(options.concurrency)?;
         let posting = report::bar(pace.leads(), "B posted");
         let (a_tag, a_bar) = (tag(), ProgressBar::hidden());
@@ -300,7 +311,8 @@ async fn backlog(bins: &Binaries, options: &Options, leads: u64) -> Result<Figur
     };
     on_stack(bins, options, setup, async |stack, receiver| {
         let ok = paths(&["/ok"]);
-        let (tenant, list, integrations) = tenant_with(stack, receiver, &ok, options).await?;
+        let (tenant, list, integrations) =
+            tenant_with(stack, receiver, &ok, options, TIMEOUT_MS).await?;
         fill_ledger(&stack.database_url, &tenant, &list, &integrations[0], leads).await?;
         let started = Instant::now();
         for _ in 0..options.workers.max(1) {
@@ -351,7 +363,7 @@ async fn chaos(bins: &Binaries, options: &Options, pace: Pace) -> Result<Figures
     };
     on_stack(bins, options, setup, async |stack, receiver| {
         let ok = paths(&["/ok"]);
-        let (_, list, _) = tenant_with(stack, receiver, &ok, options).await?;
+        let (_, list, _) = tenant_with(stack, receiver, &ok, options, TIMEOUT_MS).await?;
         let http = load::client(options.concurrency)?;
         let posting = report::bar(pace.leads(), "posted");
         let (stop, stopped) = oneshot::channel();

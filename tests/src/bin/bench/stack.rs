@@ -22,9 +22,10 @@ pub struct Binaries {
 }
 
 impl Binaries {
-    /// Finds them next to this executable, building them there (release when this is a
-    /// release build) when one is missing.
-    pub fn locate() -> Result<Self> {
+    /// Finds them next to this executable. Unless `prebuilt`, first runs `cargo build` for
+    /// them there (release when this is a release build; a no-op when they are up to
+    /// date), so a run after a change to the product measures the change.
+    pub fn locate(prebuilt: bool) -> Result<Self> {
         let exe = std::env::current_exe().context("locating the bench executable")?;
         let mut dir = exe
             .parent()
@@ -37,9 +38,11 @@ impl Binaries {
             api: dir.join("leadrelay-api"),
             worker: dir.join("leadrelay-worker"),
         };
-        if !bins.api.exists() || !bins.worker.exists() {
+        if !prebuilt {
             let release = dir.ends_with("release");
-            eprintln!("bench: building leadrelay-api and leadrelay-worker (release: {release})…");
+            eprintln!(
+                "bench: cargo build of leadrelay-api and leadrelay-worker (release: {release})"
+            );
             let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
             let mut cargo = std::process::Command::new(
                 std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
@@ -60,12 +63,13 @@ impl Binaries {
             }
             let status = cargo.status().context("running cargo build")?;
             ensure!(status.success(), "cargo build of the binaries failed");
-            ensure!(
-                bins.api.exists() && bins.worker.exists(),
-                "cargo built the binaries, but not into {}",
-                dir.display()
-            );
         }
+        ensure!(
+            bins.api.exists() && bins.worker.exists(),
+            "leadrelay-api or leadrelay-worker is missing in {} (run without --prebuilt, or \
+             `cargo build --bins` first)",
+            dir.display()
+        );
         Ok(bins)
     }
 }

@@ -318,7 +318,7 @@ impl Engine {
                 &delivery,
                 &integration,
                 &url,
-                logged_headers,
+                &logged_headers,
                 &outcome,
                 &verdict,
             )
@@ -431,15 +431,45 @@ impl Engine {
         Ok((lead, list, headers))
     }
 
-    /// Records the attempt and the row's next state in one transaction, and hands the
-    /// freed slot to the integration's next waiting row (returned, claimed for this
-    /// process). None when the lease was lost meanwhile (another worker owns the row now).
+    /// [`Engine::settle_once`], tried again for up to half the lease while the database
+    /// fails (a dropped connection, a restarting server): the receiver has the lead, and a
+    /// row left in flight would be sent again when its lease ends. A retry after a commit
+    /// whose answer was lost finds the row settled already and changes nothing.
     async fn settle(
         &self,
         d: &delivery::Model,
         integration: &integration::Model,
         url: &str,
-        request_headers: Vec<serde_json::Value>,
+        request_headers: &[serde_json::Value],
+        outcome: &Outcome,
+        verdict: &Verdict,
+    ) -> Result<Option<(delivery::Model, Option<Won>)>, Error> {
+        let deadline = tokio::time::Instant::now() + self.settings.lease / 2;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match self
+                .settle_once(d, integration, url, request_headers, outcome, verdict)
+                .await
+            {
+                Err(Error::Db(e)) if tokio::time::Instant::now() + pause < deadline => {
+                    tracing::warn!(error = %e, delivery_id = %d.id, "recording the attempt failed; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                settled => return settled,
+            }
+        }
+    }
+
+    /// Records the attempt and the row's next state in one transaction, and hands the
+    /// freed slot to the integration's next waiting row (returned, claimed for this
+    /// process). None when the lease was lost meanwhile (another worker owns the row now).
+    async fn settle_once(
+        &self,
+        d: &delivery::Model,
+        integration: &integration::Model,
+        url: &str,
+        request_headers: &[serde_json::Value],
         outcome: &Outcome,
         verdict: &Verdict,
     ) -> Result<Option<(delivery::Model, Option<Won>)>, Error> {

@@ -26,6 +26,17 @@ pub async fn run(scenario: Scenario, options: &Options) -> Result<bool> {
     ensure!(options.runs > 0, "--runs must be at least 1");
     ensure!(options.rate != Some(0), "--rate must be at least 1");
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let chosen = match scenario {
+        Scenario::All => Scenario::EVERY.to_vec(),
+        Scenario::Floor => Vec::new(),
+        one => vec![one],
+    };
+    // Built (or found) first: a build that fails should fail before minutes of floor.
+    let bins = if chosen.is_empty() {
+        None
+    } else {
+        Some(Binaries::locate(options.prebuilt)?)
+    };
     println!(
         "floor: {} leads × {FLOOR_RUNS} runs, {} connections",
         options.floor_leads, options.api_pool
@@ -43,27 +54,19 @@ pub async fn run(scenario: Scenario, options: &Options) -> Result<bool> {
     floor.floor = floor.median()["leads_per_s"];
     let floor_rate = floor.floor;
     let mut reports = vec![floor];
-
-    let chosen = match scenario {
-        Scenario::All => Scenario::EVERY.to_vec(),
-        Scenario::Floor => Vec::new(),
-        one => vec![one],
-    };
-    if !chosen.is_empty() {
-        let bins = Binaries::locate(options.prebuilt)?;
-        for scenario in chosen {
-            let mut runs = Vec::new();
-            for run in 1..=options.runs {
-                println!("\n{} run {run}/{}", scenario.name(), options.runs);
-                runs.push(run_once(scenario, &bins, options).await?);
-            }
-            reports.push(Report {
-                scenario: scenario.name(),
-                runs,
-                floor: floor_rate,
-                derived: Figures::new(),
-            });
+    for scenario in chosen {
+        let Some(bins) = &bins else { break };
+        let mut runs = Vec::new();
+        for run in 1..=options.runs {
+            println!("\n{} run {run}/{}", scenario.name(), options.runs);
+            runs.push(run_once(scenario, bins, options).await?);
         }
+        reports.push(Report {
+            scenario: scenario.name(),
+            runs,
+            floor: floor_rate,
+            derived: Figures::new(),
+        });
     }
     relate_backlog_to_throughput(&mut reports);
     report::write(&reports, options, scenario == Scenario::All)?;

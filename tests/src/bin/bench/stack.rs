@@ -22,8 +22,8 @@ pub struct Binaries {
 }
 
 impl Binaries {
-    /// Finds them next to this executable. Unless `prebuilt`, first runs `cargo build` for
-    /// them there (release when this is a release build; a no-op when they are up to
+    /// Finds them next to this executable. Unless `prebuilt`, first runs `cargo build --bins`
+    /// there (release when this is a release build; a no-op when they are up to
     /// date), so a run after a change to the product measures the change.
     pub fn locate(prebuilt: bool) -> Result<Self> {
         let exe = std::env::current_exe().context("locating the bench executable")?;
@@ -47,14 +47,10 @@ impl Binaries {
             let mut cargo = std::process::Command::new(
                 std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()),
             );
-            cargo.current_dir(workspace).args([
-                "build",
-                "--bins",
-                "-p",
-                "leadrelay-api",
-                "-p",
-                "leadrelay-worker",
-            ]);
+            // Every binary of the workspace, as the test script builds them: building only
+            // these two packages would unify dependency features differently and rebuild
+            // half the dependency tree.
+            cargo.current_dir(workspace).args(["build", "--bins"]);
             if release {
                 cargo.arg("--release");
             }

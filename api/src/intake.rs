@@ -225,6 +225,7 @@ pub async fn inbound(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn fields(pairs: &[(&str, &str)]) -> Vec<(String, Value)> {
         pairs
@@ -349,6 +350,42 @@ mod tests {
                 Err(_) => "other",
             };
             assert_eq!(got, *expected, "{case}");
+        }
+    }
+
+    fn content_types() -> impl Strategy<Value = Option<String>> {
+        proptest::option::of(prop_oneof![
+            Just("application/json".to_owned()),
+            Just("application/x-www-form-urlencoded".to_owned()),
+            Just("multipart/form-data; boundary=XyZ".to_owned()),
+            ".*",
+        ])
+    }
+
+    fn bodies() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..256),
+            "\\{(\"[a-z]{1,6}\":(\"[^\"]{0,8}\"|\\{\\}|[0-9]{1,4}),?){0,6}\\}".prop_map(String::into_bytes),
+            "(--XyZ\r\nContent-Disposition: form-data; name=\"[a-z]{0,4}\"\r\n\r\n.{0,8}\r\n){0,3}(--XyZ--)?"
+                .prop_map(String::into_bytes),
+        ]
+    }
+
+    proptest! {
+        /// Whatever arrives, the parser and the normaliser answer without panicking.
+        #[test]
+        fn the_inbound_parser_never_panics(
+            content_type in content_types(),
+            body in bodies(),
+            query in proptest::option::of(".{0,40}"),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let read = read_fields(content_type.as_deref(), Bytes::from(body), query.as_deref());
+            if let Ok(fields) = runtime.block_on(read) {
+                let _ = normalise(fields);
+            }
         }
     }
 }

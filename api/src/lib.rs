@@ -99,7 +99,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     config.validate()?;
-    verify::warm_up();
+    // Loads the verifiers' tables (numbering metadata, disposable domains) off the
+    // runtime while the database is prepared; a lead arriving meanwhile waits for them.
+    tokio::task::spawn_blocking(verify::warm_up);
     let db = open_database(&config).await?;
     Migrator::up(&db, None)
         .await

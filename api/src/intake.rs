@@ -7,7 +7,7 @@ use crate::{
     normalise::normalise,
     score::{self, Weights},
     state::AppState,
-    verify,
+    verify::{self, phone::DEFAULT_REGION},
 };
 use axum::{
     Json,
@@ -139,7 +139,8 @@ pub async fn inbound(
     if fields.is_empty() {
         return Err(ApiError::Unprocessable("the lead has no fields".into()));
     }
-    let (verifications, e164) = verify::verify(&fields, peer.ip());
+    let region = list.default_phone_region.parse().unwrap_or(DEFAULT_REGION);
+    let (verifications, e164) = verify::verify(&fields, peer.ip(), region);
     let (score, score_reasons) = score::score(&fields, &verifications, &Weights::DEFAULT);
     if e164.is_some() {
         fields.phone = e164;

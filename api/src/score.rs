@@ -40,7 +40,7 @@ pub fn score(lead: &Normalised, v: &Verifications, w: &Weights) -> (i32, Vec<Str
     let mut points = Vec::new();
     points.push(match v.email_valid {
         Some(true) => ("email valid".to_owned(), w.email_valid),
-        Some(false) => ("email invalid".to_owned(), 0),
+        Some(false) => (format!("email invalid ({})", v.email_reasons.join(", ")), 0),
         None => ("no email".to_owned(), 0),
     });
     if v.email_valid == Some(true) && v.email_role == Some(true) {
@@ -84,7 +84,7 @@ pub fn score(lead: &Normalised, v: &Verifications, w: &Weights) -> (i32, Vec<Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::verify;
+    use crate::verify::{Region, verify};
     use serde_json::json;
     use std::net::IpAddr;
 
@@ -171,7 +171,7 @@ mod tests {
             ),
         ];
         for (case, lead, ip, expected) in cases {
-            let (v, _) = verify(&lead, ip);
+            let (v, _) = verify(&lead, ip, Region::BR);
             let (score, reasons) = score(&lead, &v, &Weights::DEFAULT);
             assert_eq!(score, expected, "{case}: {reasons:?}");
             assert_eq!(
@@ -183,9 +183,17 @@ mod tests {
     }
 
     #[test]
+    fn an_invalid_email_says_why() {
+        let lead = lead("x@mailinator.com", "", "", "", None);
+        let (v, _) = verify(&lead, [8, 8, 8, 8].into(), Region::BR);
+        let (_, reasons) = score(&lead, &v, &Weights::DEFAULT);
+        assert_eq!(reasons[0], "email invalid (email_disposable): +0");
+    }
+
+    #[test]
     fn reasons_read_as_points() {
         let lead = lead("info@example.com", "", "Ana", "", None);
-        let (v, _) = verify(&lead, [8, 8, 8, 8].into());
+        let (v, _) = verify(&lead, [8, 8, 8, 8].into(), Region::BR);
         let (score, reasons) = score(&lead, &v, &Weights::DEFAULT);
         assert_eq!(score, 40);
         assert_eq!(

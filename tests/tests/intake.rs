@@ -229,3 +229,33 @@ async fn aliased_fields_are_normalised_verified_and_scored() {
             "ip not assessed: +10", "4/4 standard fields: +20"]})
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lists_phone_region_reads_numbers_without_a_country_code() {
+    let app = TestApp::production().await;
+    let owner = app.signup().await;
+    let list = app.create_list(&owner, "US leads").await;
+    app.gql_ok(
+        &owner.token,
+        "mutation($id: ID!) { updateList(id: $id, input: { defaultPhoneRegion: \"US\" }) { id } }",
+        json!({ "id": list.id }),
+    )
+    .await;
+    let (status, answer) = app
+        .post_lead(&list.inbound_url, &json!({"phone": "(650) 253-0000"}))
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let lead = app
+        .gql_ok(
+            &owner.token,
+            "query($id: ID!) { lead(id: $id) { phone verifications } }",
+            json!({ "id": answer["lead_id"] }),
+        )
+        .await;
+    assert_eq!(lead["lead"]["phone"], "+16502530000");
+    assert_eq!(lead["lead"]["verifications"]["phone_valid"], true);
+    assert_eq!(
+        lead["lead"]["verifications"]["phone_type"],
+        "fixed_line_or_mobile"
+    );
+}

@@ -61,10 +61,15 @@ const ROLE_ACCOUNTS: &[&str] = &[
 
 /// Why an address is not valid, or what is worth knowing about it.
 pub mod reason {
+    /// Not an address mail systems accept.
     pub const SYNTAX: &str = "email_syntax_invalid";
+    /// Longer than SMTP carries.
     pub const TOO_LONG: &str = "email_too_long";
+    /// The domain is not a hostname (or not a valid IDN).
     pub const DOMAIN: &str = "email_domain_invalid";
+    /// The domain hands out throwaway mailboxes.
     pub const DISPOSABLE: &str = "email_disposable";
+    /// The mailbox belongs to a team or a machine.
     pub const ROLE: &str = "email_role_account";
 }
 

@@ -50,12 +50,9 @@ const V4_BOGON: &[([u8; 4], u8)] = &[
 /// IPv6 ranges local to a network: loopback, unique local, link-local.
 const V6_LOCAL: &[(u128, u8)] = &[(1, 128), (0xfc00 << 112, 7), (0xfe80 << 112, 10)];
 
-/// IPv6 bogons inside global unicast (2000::/3): documentation and IETF-reserved.
-const V6_BOGON_IN_GLOBAL: &[(u128, u8)] = &[
-    (0x2001_0db8 << 96, 32),
-    (0x3fff << 112, 20),
-    (0x2001 << 112, 23),
-];
+/// IPv6 bogons inside global unicast (2000::/3): the documentation prefixes. (The rest of
+/// the IETF block 2001::/23 holds Teredo, which real clients use.)
+const V6_BOGON_IN_GLOBAL: &[(u128, u8)] = &[(0x2001_0db8 << 96, 32), (0x3fff << 112, 20)];
 
 fn in_v4(ip: Ipv4Addr, ranges: &[([u8; 4], u8)]) -> bool {
     ranges.iter().any(|(net, len)| {

@@ -8,6 +8,7 @@ pub mod ip;
 pub mod phone;
 
 use crate::normalise::{CNPJ, Normalised};
+pub use phonenumber::country::Id as Region;
 use serde::Serialize;
 use std::net::IpAddr;
 
@@ -31,14 +32,16 @@ pub struct Verifications {
     pub ip_bogon: Option<bool>,
 }
 
-/// Runs every offline check. Returns the verifications and, when the phone is valid,
-/// its E.164 form to store in place of what the seller sent.
-pub fn verify(lead: &Normalised, source: IpAddr) -> (Verifications, Option<String>) {
+/// Runs every offline check, reading a phone number without a country code in `region`
+/// (the list's). Returns the verifications and, when the phone is valid, its E.164 form
+/// to store in place of what the seller sent.
+pub fn verify(
+    lead: &Normalised,
+    source: IpAddr,
+    region: Region,
+) -> (Verifications, Option<String>) {
     let email = lead.email.as_deref().map(email::check);
-    let phone = lead
-        .phone
-        .as_deref()
-        .map(|p| phone::check(p, phone::DEFAULT_REGION));
+    let phone = lead.phone.as_deref().map(|p| phone::check(p, region));
     let ip = ip::check(source);
     let verifications = Verifications {
         email_valid: email.as_ref().map(|e| e.valid),
@@ -71,7 +74,11 @@ mod tests {
 
     #[test]
     fn an_empty_lead_has_every_key_null() {
-        let (v, phone) = verify(&Normalised::default(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let (v, phone) = verify(
+            &Normalised::default(),
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            Region::BR,
+        );
         assert_eq!(phone, None);
         let value = serde_json::to_value(&v).unwrap_or_default();
         for key in [
@@ -96,12 +103,7 @@ mod tests {
         };
         lead.custom_fields
             .insert(CNPJ.into(), json!("12.ABC.345/01DE-35"));
-        let (v, phone) = verify(
-            &lead,
-            "8.8.8.8"
-                .parse()
-                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-        );
+        let (v, phone) = verify(&lead, IpAddr::V4(Ipv4Addr::new(8, 8, 8, 8)), Region::BR);
         assert_eq!(phone.as_deref(), Some("+5511987654321"));
         assert_eq!(
             serde_json::to_value(&v).unwrap_or_default(),
@@ -113,5 +115,21 @@ mod tests {
                 "ip_bogon": false,
             })
         );
+    }
+
+    #[test]
+    fn the_phone_is_read_in_the_given_region() {
+        let lead = Normalised {
+            phone: Some("(650) 253-0000".into()),
+            ..Normalised::default()
+        };
+        let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let (in_us, e164) = verify(&lead, local, Region::US);
+        assert_eq!(
+            (in_us.phone_valid, e164.as_deref()),
+            (Some(true), Some("+16502530000"))
+        );
+        let (in_br, e164) = verify(&lead, local, Region::BR);
+        assert_eq!((in_br.phone_valid, e164), (Some(false), None));
     }
 }

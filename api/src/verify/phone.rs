@@ -4,7 +4,8 @@
 
 use phonenumber::{Mode, PhoneNumber, Type, country::Id};
 
-/// The region a number without a country code is read in, until lists have their own.
+/// The region a number without a country code is read in when the list's region is not
+/// one libphonenumber knows (lists default to BR too).
 pub const DEFAULT_REGION: Id = Id::BR;
 
 /// The outcome of the phone check.

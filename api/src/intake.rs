@@ -1,14 +1,18 @@
-//! The inbound webhook `POST /inbound/{token}`: parse, normalise, and in ONE transaction
-//! store the lead and one delivery per active integration, then enqueue the deliveries.
+//! The inbound webhook `POST /inbound/{token}`: parse, normalise, verify and score, and in
+//! ONE transaction store the lead and one delivery per active integration, then enqueue
+//! the deliveries.
 
 use crate::{
     error::{ApiError, ApiResult},
+    normalise::normalise,
+    score::{self, Weights},
     state::AppState,
+    verify::{self, phone::DEFAULT_REGION},
 };
 use axum::{
     Json,
     body::Bytes,
-    extract::{ConnectInfo, Path, State, rejection::BytesRejection},
+    extract::{ConnectInfo, Path, RawQuery, State, rejection::BytesRejection},
     http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
 };
 use chrono::Utc;
@@ -17,146 +21,88 @@ use leadrelay_worker::ids::new_id;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, TransactionTrait,
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 
 /// The largest inbound body accepted.
 pub const BODY_LIMIT: usize = 256 * 1024;
 
-/// The seven verification keys of the default body; null until verified.
-const VERIFICATION_KEYS: [&str; 7] = [
-    "email_valid",
-    "phone_valid",
-    "cnpj_valid",
-    "cnpj_status",
-    "ip_risk_score",
-    "ip_proxy",
-    "ip_vpn",
-];
-
-/// A lead's standard fields and the rest.
-#[derive(Debug, Default, PartialEq)]
-pub struct Normalised {
-    pub email: Option<String>,
-    pub name: Option<String>,
-    pub phone: Option<String>,
-    pub company: Option<String>,
-    pub custom_fields: Map<String, Value>,
-}
-
-#[derive(Clone, Copy)]
-enum Standard {
-    Email,
-    Name,
-    Phone,
-    Company,
-}
-
-/// Field names (lower case, letters and digits only) that mean a standard field.
-const ALIASES: &[(&str, Standard)] = &[
-    ("email", Standard::Email),
-    ("emailaddress", Standard::Email),
-    ("mail", Standard::Email),
-    ("name", Standard::Name),
-    ("fullname", Standard::Name),
-    ("nome", Standard::Name),
-    ("nomecompleto", Standard::Name),
-    ("phone", Standard::Phone),
-    ("phonenumber", Standard::Phone),
-    ("telephone", Standard::Phone),
-    ("mobile", Standard::Phone),
-    ("telefone", Standard::Phone),
-    ("celular", Standard::Phone),
-    ("whatsapp", Standard::Phone),
-    ("company", Standard::Company),
-    ("companyname", Standard::Company),
-    ("empresa", Standard::Company),
-    ("organization", Standard::Company),
-];
-
-fn standard_field(key: &str) -> Option<Standard> {
-    let folded: String = key
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .collect::<String>()
-        .to_ascii_lowercase();
-    ALIASES
-        .iter()
-        .find(|(alias, _)| *alias == folded)
-        .map(|(_, field)| *field)
-}
-
-fn as_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.trim().to_owned()).filter(|s| !s.is_empty()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
+/// Reads the lead's fields: the body's, by its content type, then the query parameters
+/// of the inbound URL (a body field wins over a query parameter of the same name).
+pub async fn read_fields(
+    content_type: Option<&str>,
+    body: Bytes,
+    query: Option<&str>,
+) -> ApiResult<Vec<(String, Value)>> {
+    let mut fields = if body.is_empty() && content_type.is_none() {
+        Vec::new()
+    } else {
+        parse_body(content_type, body).await?
+    };
+    if let Some(query) = query {
+        fields.extend(parse_form(query.as_bytes(), "query string")?);
     }
+    Ok(fields)
 }
 
-/// Maps field names to the standard fields; keeps everything else in `custom_fields`.
-/// The first value of a standard field wins; a later one stays a custom field.
-pub fn normalise(fields: Vec<(String, Value)>) -> Normalised {
-    let mut lead = Normalised::default();
-    for (key, value) in fields {
-        let slot = match standard_field(&key) {
-            Some(Standard::Email) => &mut lead.email,
-            Some(Standard::Name) => &mut lead.name,
-            Some(Standard::Phone) => &mut lead.phone,
-            Some(Standard::Company) => &mut lead.company,
-            None => {
-                lead.custom_fields.insert(key, value);
-                continue;
-            }
-        };
-        match as_text(&value) {
-            Some(text) if slot.is_none() => *slot = Some(text),
-            _ => {
-                lead.custom_fields.insert(key, value);
-            }
-        }
-    }
-    lead.email = lead.email.map(|e| e.to_lowercase());
-    lead
-}
+const ACCEPTED: &str =
+    "send application/json, application/x-www-form-urlencoded or multipart/form-data";
 
 /// Reads the body as a list of fields according to its content type.
-pub fn parse_body(content_type: Option<&str>, body: &[u8]) -> ApiResult<Vec<(String, Value)>> {
+async fn parse_body(content_type: Option<&str>, body: Bytes) -> ApiResult<Vec<(String, Value)>> {
+    let content_type = content_type.unwrap_or("");
     let mime = content_type
-        .unwrap_or("")
         .split(';')
         .next()
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let fields: Vec<(String, Value)> = if mime == "application/json" || mime.ends_with("+json") {
-        match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(map)) => map.into_iter().collect(),
-            Ok(_) => {
-                return Err(ApiError::BadInput(
-                    "the JSON body must be an object of lead fields".into(),
-                ));
-            }
-            Err(e) => return Err(ApiError::BadInput(format!("malformed JSON: {e}"))),
+    if mime == "application/json" || mime.ends_with("+json") {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(map)) => Ok(map.into_iter().collect()),
+            Ok(_) => Err(ApiError::BadInput(
+                "the JSON body must be an object of lead fields".into(),
+            )),
+            Err(e) => Err(ApiError::BadInput(format!("malformed JSON: {e}"))),
         }
     } else if mime == "application/x-www-form-urlencoded" {
-        serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
-            .map_err(|e| ApiError::BadInput(format!("malformed form body: {e}")))?
-            .into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect()
+        parse_form(&body, "form body")
+    } else if mime == "multipart/form-data" {
+        parse_multipart(content_type, body).await
     } else if mime.is_empty() {
-        return Err(ApiError::UnsupportedMediaType(
-            "missing Content-Type: send application/json or application/x-www-form-urlencoded"
-                .into(),
-        ));
+        Err(ApiError::UnsupportedMediaType(format!(
+            "missing Content-Type: {ACCEPTED}"
+        )))
     } else {
-        return Err(ApiError::UnsupportedMediaType(format!(
-            "unsupported Content-Type {mime}: send application/json or application/x-www-form-urlencoded"
-        )));
-    };
-    if fields.is_empty() {
-        return Err(ApiError::Unprocessable("the lead has no fields".into()));
+        Err(ApiError::UnsupportedMediaType(format!(
+            "unsupported Content-Type {mime}: {ACCEPTED}"
+        )))
+    }
+}
+
+fn parse_form(bytes: &[u8], what: &str) -> ApiResult<Vec<(String, Value)>> {
+    Ok(serde_urlencoded::from_bytes::<Vec<(String, String)>>(bytes)
+        .map_err(|e| ApiError::BadInput(format!("malformed {what}: {e}")))?
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect())
+}
+
+/// The text fields of a multipart form; file parts are not lead fields and are skipped.
+async fn parse_multipart(content_type: &str, body: Bytes) -> ApiResult<Vec<(String, Value)>> {
+    let bad = |e: multer::Error| ApiError::BadInput(format!("malformed multipart body: {e}"));
+    let boundary = multer::parse_boundary(content_type).map_err(bad)?;
+    let stream = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
+    let mut form = multer::Multipart::new(stream, boundary);
+    let mut fields = Vec::new();
+    while let Some(field) = form.next_field().await.map_err(bad)? {
+        if field.file_name().is_some() {
+            continue;
+        }
+        let Some(name) = field.name().map(str::to_owned) else {
+            continue;
+        };
+        fields.push((name, Value::String(field.text().await.map_err(bad)?)));
     }
     Ok(fields)
 }
@@ -167,6 +113,7 @@ pub async fn inbound(
     State(app): State<AppState>,
     Path(token): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
@@ -188,14 +135,21 @@ pub async fn inbound(
         _ => ApiError::BadInput(format!("could not read the body: {e}")),
     })?;
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let fields = normalise(parse_body(content_type, &body)?);
+    let mut fields = normalise(read_fields(content_type, body.clone(), query.as_deref()).await?);
+    if fields.is_empty() {
+        return Err(ApiError::Unprocessable("the lead has no fields".into()));
+    }
+    let region = list.default_phone_region.parse().unwrap_or(DEFAULT_REGION);
+    let (verifications, e164) = verify::verify(&fields, peer.ip(), region);
+    let (score, score_reasons) = score::score(&fields, &verifications, &Weights::DEFAULT);
+    if e164.is_some() {
+        fields.phone = e164;
+    }
 
     let now = Utc::now();
     let lead_id = new_id("lead");
-    let verifications: Map<String, Value> = VERIFICATION_KEYS
-        .iter()
-        .map(|k| ((*k).to_owned(), Value::Null))
-        .collect();
+    let verifications = serde_json::to_value(&verifications)
+        .map_err(|e| ApiError::internal("serialising verifications", e))?;
     let txn = app.db.begin().await?;
     lead::Entity::insert(lead::ActiveModel {
         id: Set(lead_id.clone()),
@@ -206,8 +160,9 @@ pub async fn inbound(
         phone: Set(fields.phone),
         company: Set(fields.company),
         custom_fields: Set(Value::Object(fields.custom_fields)),
-        verifications: Set(Value::Object(verifications)),
-        score: Set(None),
+        verifications: Set(verifications),
+        score: Set(Some(score)),
+        score_reasons: Set(json!(score_reasons)),
         status: Set(LeadStatus::Qualified),
         is_test: Set(false),
         source_ip: Set(Some(peer.ip().to_string())),
@@ -271,87 +226,167 @@ pub async fn inbound(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
-    fn fields(pairs: &[(&str, Value)]) -> Vec<(String, Value)> {
+    fn fields(pairs: &[(&str, &str)]) -> Vec<(String, Value)> {
         pairs
             .iter()
-            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .map(|(k, v)| ((*k).to_owned(), json!(v)))
             .collect()
     }
 
-    #[test]
-    fn aliases_map_to_standard_fields() {
-        let lead = normalise(fields(&[
-            ("E-mail", json!("  Ana@Example.com ")),
-            ("full_name", json!("Ana Souza")),
-            ("phone_number", json!(5511999999999_u64)),
-            ("Company Name", json!("ACME")),
-            ("utm_source", json!("google")),
-        ]));
-        assert_eq!(lead.email.as_deref(), Some("ana@example.com"));
-        assert_eq!(lead.name.as_deref(), Some("Ana Souza"));
-        assert_eq!(lead.phone.as_deref(), Some("5511999999999"));
-        assert_eq!(lead.company.as_deref(), Some("ACME"));
-        assert_eq!(lead.custom_fields["utm_source"], json!("google"));
+    /// (case, content type, body, query, expected)
+    type Case<T> = (
+        &'static str,
+        Option<&'static str>,
+        &'static [u8],
+        Option<&'static str>,
+        T,
+    );
+
+    async fn read(
+        ct: Option<&str>,
+        body: &[u8],
+        query: Option<&str>,
+    ) -> ApiResult<Vec<(String, Value)>> {
+        read_fields(ct, Bytes::copy_from_slice(body), query).await
     }
 
-    #[test]
-    fn non_text_and_repeated_standard_fields_stay_custom() {
-        let lead = normalise(fields(&[
-            ("email", json!({"a": 1})),
-            ("mail", json!("x@y.z")),
-            ("e_mail", json!("second@y.z")),
-        ]));
-        assert_eq!(lead.email.as_deref(), Some("x@y.z"));
-        assert_eq!(lead.custom_fields["email"], json!({"a": 1}));
-        assert_eq!(lead.custom_fields["e_mail"], json!("second@y.z"));
+    #[tokio::test]
+    async fn json_form_multipart_and_query_parse() {
+        let multipart = "--XyZ\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\na@b.co\r\n\
+            --XyZ\r\nContent-Disposition: form-data; name=\"cv\"; filename=\"cv.txt\"\r\n\
+            Content-Type: text/plain\r\n\r\nfile body\r\n\
+            --XyZ\r\nContent-Disposition: form-data; name=\"nome\"\r\n\r\nAna S\r\n--XyZ--\r\n";
+        let cases: &[Case<Vec<(String, Value)>>] = &[
+            (
+                "json",
+                Some("application/json; charset=utf-8"),
+                br#"{"email":"a@b.co"}"#,
+                None,
+                fields(&[("email", "a@b.co")]),
+            ),
+            (
+                "form",
+                Some("application/x-www-form-urlencoded"),
+                b"email=a%40b.co&name=Ana+S",
+                None,
+                fields(&[("email", "a@b.co"), ("name", "Ana S")]),
+            ),
+            (
+                "multipart, file skipped",
+                Some("multipart/form-data; boundary=XyZ"),
+                multipart.as_bytes(),
+                None,
+                fields(&[("email", "a@b.co"), ("nome", "Ana S")]),
+            ),
+            (
+                "query only, no body",
+                None,
+                b"",
+                Some("email=a%40b.co&utm_source=x"),
+                fields(&[("email", "a@b.co"), ("utm_source", "x")]),
+            ),
+            (
+                "body then query",
+                Some("application/json"),
+                br#"{"email":"a@b.co"}"#,
+                Some("email=q%40b.co"),
+                fields(&[("email", "a@b.co"), ("email", "q@b.co")]),
+            ),
+            ("nothing", None, b"", None, Vec::new()),
+        ];
+        for (case, ct, body, query, expected) in cases {
+            let got = read(*ct, body, *query).await;
+            assert!(matches!(&got, Ok(f) if f == expected), "{case}: {got:?}");
+        }
     }
 
-    #[test]
-    fn json_and_form_bodies_parse() {
-        let json_fields = parse_body(
-            Some("application/json; charset=utf-8"),
-            br#"{"email":"a@b.co"}"#,
-        )
-        .unwrap();
-        assert_eq!(json_fields, fields(&[("email", json!("a@b.co"))]));
-        let form = parse_body(
-            Some("application/x-www-form-urlencoded"),
-            b"email=a%40b.co&name=Ana+S",
-        )
-        .unwrap();
-        assert_eq!(
-            form,
-            fields(&[("email", json!("a@b.co")), ("name", json!("Ana S"))])
-        );
+    #[tokio::test]
+    async fn bad_bodies_get_the_right_error() {
+        let cases: &[Case<&str>] = &[
+            (
+                "malformed json",
+                Some("application/json"),
+                b"{not json",
+                None,
+                "400",
+            ),
+            (
+                "json array",
+                Some("application/json"),
+                b"[1,2]",
+                None,
+                "400",
+            ),
+            (
+                "multipart without boundary",
+                Some("multipart/form-data"),
+                b"x",
+                None,
+                "400",
+            ),
+            (
+                "truncated multipart",
+                Some("multipart/form-data; boundary=XyZ"),
+                b"--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nb",
+                None,
+                "400",
+            ),
+            (
+                "malformed query",
+                Some("application/json"),
+                b"{}",
+                Some("a=%ZZ&b"),
+                "ok",
+            ),
+            ("plain text", Some("text/plain"), b"hi", None, "415"),
+            ("no content type", None, b"hi", None, "415"),
+        ];
+        for (case, ct, body, query, expected) in cases {
+            let got = match read(*ct, body, *query).await {
+                Ok(_) => "ok",
+                Err(ApiError::BadInput(_)) => "400",
+                Err(ApiError::UnsupportedMediaType(_)) => "415",
+                Err(_) => "other",
+            };
+            assert_eq!(got, *expected, "{case}");
+        }
     }
 
-    #[test]
-    fn bad_bodies_get_the_right_error() {
-        let code = |ct: Option<&str>, body: &[u8]| parse_body(ct, body).unwrap_err();
-        assert!(matches!(
-            code(Some("application/json"), b"{not json"),
-            ApiError::BadInput(_)
-        ));
-        assert!(matches!(
-            code(Some("application/json"), b"[1,2]"),
-            ApiError::BadInput(_)
-        ));
-        assert!(matches!(
-            code(Some("application/json"), b"{}"),
-            ApiError::Unprocessable(_)
-        ));
-        assert!(matches!(
-            code(Some("application/x-www-form-urlencoded"), b""),
-            ApiError::Unprocessable(_)
-        ));
-        assert!(matches!(
-            code(Some("text/plain"), b"hi"),
-            ApiError::UnsupportedMediaType(_)
-        ));
-        assert!(matches!(
-            code(None, b"hi"),
-            ApiError::UnsupportedMediaType(_)
-        ));
+    fn content_types() -> impl Strategy<Value = Option<String>> {
+        proptest::option::of(prop_oneof![
+            Just("application/json".to_owned()),
+            Just("application/x-www-form-urlencoded".to_owned()),
+            Just("multipart/form-data; boundary=XyZ".to_owned()),
+            ".*",
+        ])
+    }
+
+    fn bodies() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..256),
+            "\\{(\"[a-z]{1,6}\":(\"[^\"]{0,8}\"|\\{\\}|[0-9]{1,4}),?){0,6}\\}".prop_map(String::into_bytes),
+            "(--XyZ\r\nContent-Disposition: form-data; name=\"[a-z]{0,4}\"\r\n\r\n.{0,8}\r\n){0,3}(--XyZ--)?"
+                .prop_map(String::into_bytes),
+        ]
+    }
+
+    proptest! {
+        /// Whatever arrives, the parser and the normaliser answer without panicking.
+        #[test]
+        fn the_inbound_parser_never_panics(
+            content_type in content_types(),
+            body in bodies(),
+            query in proptest::option::of(".{0,40}"),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let read = read_fields(content_type.as_deref(), Bytes::from(body), query.as_deref());
+            if let Ok(fields) = runtime.block_on(read) {
+                let _ = normalise(fields);
+            }
+        }
     }
 }

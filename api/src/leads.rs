@@ -19,6 +19,8 @@ pub struct Lead {
     pub id: ID,
     pub status: LeadStatus,
     pub score: Option<i32>,
+    /// The points behind `score`, e.g. `"email valid: +30"`.
+    pub score_reasons: Vec<String>,
     pub email: Option<String>,
     pub phone: Option<String>,
     pub name: Option<String>,
@@ -41,6 +43,7 @@ impl From<lead::Model> for Lead {
             id: m.id.into(),
             status: m.status,
             score: m.score,
+            score_reasons: serde_json::from_value(m.score_reasons).unwrap_or_default(),
             email: m.email,
             phone: m.phone,
             name: m.name,

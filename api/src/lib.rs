@@ -12,9 +12,12 @@ pub mod intake;
 pub mod integrations;
 pub mod leads;
 pub mod lists;
+pub mod normalise;
 pub mod pagination;
+pub mod score;
 pub mod state;
 pub mod tenancy;
+pub mod verify;
 
 pub use config::{Command, Config};
 
@@ -96,6 +99,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     config.validate()?;
+    // Loads the verifiers' tables (numbering metadata, disposable domains) off the
+    // runtime while the database is prepared; a lead arriving meanwhile waits for them.
+    tokio::task::spawn_blocking(verify::warm_up);
     let db = open_database(&config).await?;
     Migrator::up(&db, None)
         .await

@@ -17,6 +17,8 @@ pub struct Model {
     pub custom_fields: Json,
     pub verifications: Json,
     pub score: Option<i32>,
+    /// The points behind `score`, one readable reason each (a JSON array of strings).
+    pub score_reasons: Json,
     pub status: LeadStatus,
     pub is_test: bool,
     pub source_ip: Option<String>,

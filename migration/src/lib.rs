@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m0001_initial;
 mod m0002_delivery_engine;
 mod m0003_waiting_index;
+mod m0004_lead_score_reasons;
 
 /// The ordered set of LeadRelay migrations.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_initial::Migration),
             Box::new(m0002_delivery_engine::Migration),
             Box::new(m0003_waiting_index::Migration),
+            Box::new(m0004_lead_score_reasons::Migration),
         ]
     }
 }

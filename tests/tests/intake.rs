@@ -1,7 +1,9 @@
-//! Bad inbound requests get a clear 4xx with a message, and nothing is written.
+//! Intake: bad inbound requests get a clear 4xx with a message and write nothing; good
+//! ones are normalised, verified and scored before delivery.
 
 use leadrelay_tests::{Receiver, TestApp};
 use serde_json::{Value, json};
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_bodies_answer_4xx_and_write_nothing() {
@@ -126,10 +128,134 @@ async fn a_lead_without_integrations_is_stored_and_visible() {
         .await;
     assert_eq!(lead["lead"]["status"], "QUALIFIED");
     assert_eq!(lead["lead"]["email"], "solo@example.com");
-    assert_eq!(lead["lead"]["score"], Value::Null);
+    assert_eq!(lead["lead"]["score"], 45);
     assert_eq!(lead["lead"]["customFields"], json!({"city": "Recife"}));
-    assert_eq!(lead["lead"]["verifications"]["email_valid"], Value::Null);
+    assert_eq!(lead["lead"]["verifications"]["email_valid"], true);
+    assert_eq!(lead["lead"]["verifications"]["phone_valid"], Value::Null);
     assert_eq!(lead["lead"]["isTest"], false);
     assert_eq!(lead["lead"]["deliveries"], json!([]));
     assert_eq!(lead["lead"]["list"]["name"], "No integrations");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliased_fields_are_normalised_verified_and_scored() {
+    let app = TestApp::production().await;
+    let receiver = Receiver::start().await;
+    let owner = app.signup().await;
+    let list = app.create_list(&owner, "Verified").await;
+    app.create_integration(&owner, &list.id, &receiver.url("/crm"), &[])
+        .await;
+
+    // A form tool's nested JSON with Portuguese names, and a tracking parameter in the URL.
+    let (status, good) = app
+        .post_lead(
+            &format!("{}?utm_source=google&UF=RJ", list.inbound_url),
+            &json!({"data": {"E-mail": " Ana@Exemplo.COM.br ", "primeiro_nome": "Ana",
+                    "Sobrenome": "Souza", "Celular": "(11) 98765-4321", "Empresa": "Sol Ltda",
+                    "C.N.P.J.": "12.ABC.345/01DE-35", "UF": "SP"}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{good}");
+    assert_eq!(good["status"], "qualified");
+
+    // A plain HTML multipart form with a disposable email, an impossible phone and a
+    // CNPJ with a wrong check digit: still qualified (rules come later), but scored low.
+    let form = "--b0undary\r\nContent-Disposition: form-data; name=\"Email Address\"\r\n\r\nInfo@Mailinator.com\r\n\
+                --b0undary\r\nContent-Disposition: form-data; name=\"telefone\"\r\n\r\n123\r\n\
+                --b0undary\r\nContent-Disposition: form-data; name=\"cnpj\"\r\n\r\n11.222.333/0001-82\r\n--b0undary--\r\n";
+    let (status, text) = app
+        .post_raw(
+            &list.inbound_url,
+            Some("multipart/form-data; boundary=b0undary"),
+            form.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(status, 202, "{text}");
+
+    let got = receiver.wait_for(2, Duration::from_secs(15)).await;
+    let bodies: Vec<Value> = got.iter().map(|r| r.json()).collect();
+    let by_email = |email: &str| {
+        bodies
+            .iter()
+            .find(|b| b["lead"]["email"] == email)
+            .unwrap_or_else(|| panic!("a delivery for {email}: {bodies:?}"))["lead"]
+            .clone()
+    };
+
+    let lead = by_email("ana@exemplo.com.br");
+    assert_eq!(lead["name"], "Ana Souza");
+    assert_eq!(lead["phone"], "+5511987654321");
+    assert_eq!(lead["company"], "Sol Ltda");
+    assert_eq!(
+        lead["custom_fields"],
+        json!({"cnpj": "12.ABC.345/01DE-35", "state": "SP", "utm_source": "google", "UF": "RJ"})
+    );
+    let v = &lead["verifications"];
+    assert_eq!(
+        (&v["email_valid"], &v["phone_valid"], &v["cnpj_valid"]),
+        (&json!(true), &json!(true), &json!(true)),
+        "{v}"
+    );
+    assert_eq!(v["phone_type"], "mobile");
+    assert_eq!(v["cnpj_status"], Value::Null);
+    assert_eq!(v["ip_risk_score"], Value::Null, "loopback is not assessed");
+    assert_eq!(lead["score"], 100);
+
+    let poor = by_email("info@mailinator.com");
+    assert_eq!(poor["phone"], "123");
+    let v = &poor["verifications"];
+    assert_eq!(
+        (&v["email_valid"], &v["phone_valid"], &v["cnpj_valid"]),
+        (&json!(false), &json!(false), &json!(false)),
+        "{v}"
+    );
+    assert_eq!(
+        v["email_reasons"],
+        json!(["email_disposable", "email_role_account"])
+    );
+    assert_eq!(poor["score"], 10);
+
+    let shown = app
+        .gql_ok(
+            &owner.token,
+            "query($id: ID!) { lead(id: $id) { score scoreReasons } }",
+            json!({ "id": good["lead_id"] }),
+        )
+        .await;
+    assert_eq!(
+        shown["lead"],
+        json!({"score": 100, "scoreReasons": [
+            "email valid: +30", "phone valid: +30", "cnpj valid: +10",
+            "ip not assessed: +10", "4/4 standard fields: +20"]})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lists_phone_region_reads_numbers_without_a_country_code() {
+    let app = TestApp::production().await;
+    let owner = app.signup().await;
+    let list = app.create_list(&owner, "US leads").await;
+    app.gql_ok(
+        &owner.token,
+        "mutation($id: ID!) { updateList(id: $id, input: { defaultPhoneRegion: \"US\" }) { id } }",
+        json!({ "id": list.id }),
+    )
+    .await;
+    let (status, answer) = app
+        .post_lead(&list.inbound_url, &json!({"phone": "(650) 253-0000"}))
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let lead = app
+        .gql_ok(
+            &owner.token,
+            "query($id: ID!) { lead(id: $id) { phone verifications } }",
+            json!({ "id": answer["lead_id"] }),
+        )
+        .await;
+    assert_eq!(lead["lead"]["phone"], "+16502530000");
+    assert_eq!(lead["lead"]["verifications"]["phone_valid"], true);
+    assert_eq!(
+        lead["lead"]["verifications"]["phone_type"],
+        "fixed_line_or_mobile"
+    );
 }

@@ -28,7 +28,7 @@ use sea_orm::{
 };
 use serde_json::json;
 use std::{
-    collections::HashSet,
+    collections::HashMap,
     sync::{
         Mutex,
         atomic::{AtomicBool, Ordering},
@@ -50,8 +50,9 @@ pub struct Engine {
     outbound: Outbound,
     queue: Queue,
     settings: DeliverySettings,
-    /// Rows this process has claimed and not yet settled (released on shutdown).
-    in_flight: Mutex<HashSet<String>>,
+    /// Rows this process has claimed and not yet settled (released on shutdown), with
+    /// their integration's id.
+    in_flight: Mutex<HashMap<String, String>>,
     /// Set when the process stops: settling rows no longer take on waiting ones.
     stopping: AtomicBool,
 }
@@ -194,7 +195,7 @@ impl Engine {
             outbound,
             queue,
             settings,
-            in_flight: Mutex::new(HashSet::new()),
+            in_flight: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
         })
     }
@@ -229,7 +230,7 @@ impl Engine {
         loop {
             let (delivery, integration) = *won;
             // Dropped when the attempt ends, or when the job is cancelled mid-attempt.
-            let _claimed = self.track(&delivery.id);
+            let _claimed = self.track(&delivery.id, &integration.id);
             match self.attempt(delivery, integration).await? {
                 Some(next) => won = next,
                 None => return Ok(()),
@@ -237,11 +238,11 @@ impl Engine {
         }
     }
 
-    fn track(&self, delivery_id: &str) -> Claimed<'_> {
+    fn track(&self, delivery_id: &str, integration_id: &str) -> Claimed<'_> {
         self.in_flight
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(delivery_id.to_owned());
+            .insert(delivery_id.to_owned(), integration_id.to_owned());
         Claimed {
             engine: self,
             delivery_id: delivery_id.to_owned(),
@@ -367,6 +368,9 @@ impl Engine {
             return Ok(Claim::NotDue(
                 (due - now).to_std().unwrap_or(Duration::ZERO),
             ));
+        }
+        if self.local_share_used(&row.integration_id) {
+            return Ok(Claim::Busy);
         }
         let Some(integration) = lock_integration(&txn, &row.integration_id).await? else {
             return Ok(Claim::Nothing);
@@ -680,6 +684,7 @@ impl Engine {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .drain()
+            .map(|(delivery_id, _)| delivery_id)
             .collect();
         if ids.is_empty() {
             return Ok(0);
@@ -701,6 +706,21 @@ impl Engine {
             .exec(&self.db)
             .await?;
         Ok(released.rows_affected)
+    }
+
+    /// Whether the integration already holds its share of this process's slots: at most
+    /// three quarters of them, so an integration whose receiver hangs (and whose
+    /// `maxInFlight` is as large as the process's concurrency) cannot starve the others.
+    /// Its running deliveries hand their slots on to its waiting rows meanwhile.
+    fn local_share_used(&self, integration_id: &str) -> bool {
+        let share = (usize::from(self.settings.worker_concurrency) * 3 / 4).max(1);
+        self.in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .filter(|id| *id == integration_id)
+            .count()
+            >= share
     }
 
     /// How many rows this process has in flight now.

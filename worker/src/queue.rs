@@ -29,6 +29,50 @@ pub type LocalJobs = mpsc::UnboundedReceiver<DeliverLead>;
 
 /// How often an idle Redis worker looks for new jobs: bounds pickup latency (§5).
 const REDIS_POLL: Duration = Duration::from_millis(5);
+/// How often a Redis worker moves due jobs from apalis's schedule to its active list.
+const PROMOTE_EVERY: Duration = Duration::from_millis(100);
+/// Jobs moved per promotion script call.
+const PROMOTE_CHUNK: usize = 1000;
+
+/// Moves up to ARGV[2] jobs due by ARGV[1] from the schedule (KEYS[1]) to the active list
+/// (KEYS[2]) and wakes the workers (KEYS[3]), as apalis's own fetch does, but in bounded
+/// chunks: apalis-redis 1.0 schedules every job (even one pushed for now) and its fetch
+/// moves *all* due jobs with one `unpack`, which Lua refuses beyond about 8,000 values; a
+/// burst that outran the workers' fetches then broke every fetch after it for good.
+const PROMOTE_SCRIPT: &str = r#"
+local ids = redis.call("zrangebyscore", KEYS[1], 0, ARGV[1], "LIMIT", 0, ARGV[2])
+if #ids > 0 then
+    redis.call("rpush", KEYS[2], unpack(ids))
+    redis.call("zrem", KEYS[1], unpack(ids))
+    redis.call("del", KEYS[3])
+    redis.call("lpush", KEYS[3], 1)
+end
+return #ids
+"#;
+
+/// Promotes every due scheduled job of the queue under `prefix`, a chunk at a time;
+/// returns how many it moved.
+pub async fn promote_due(conn: &mut ConnectionManager, prefix: &str) -> Result<usize, Error> {
+    let config = redis_config(prefix, 1);
+    let script = redis::Script::new(PROMOTE_SCRIPT);
+    let mut moved = 0;
+    loop {
+        let now = chrono::Utc::now().timestamp();
+        let n: usize = script
+            .key(config.scheduled_jobs_set())
+            .key(config.active_jobs_list())
+            .key(config.signal_list())
+            .arg(now)
+            .arg(PROMOTE_CHUNK)
+            .invoke_async(conn)
+            .await?;
+        moved += n;
+        if n < PROMOTE_CHUNK {
+            return Ok(moved);
+        }
+    }
+}
+
 /// How long one push may wait for Redis. Every job's row is already in the ledger, so
 /// when Redis is down the caller (intake above all) goes on and the sweeper sends the row
 /// later; unbounded, a push sat out the connection's reconnect back-off (about 9 s).
@@ -160,6 +204,17 @@ pub async fn run_redis(
     name: &str,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), Error> {
+    let promoter = tokio::spawn({
+        let (mut conn, prefix) = (conn.clone(), prefix.clone());
+        async move {
+            loop {
+                if let Err(e) = promote_due(&mut conn, &prefix).await {
+                    tracing::warn!(error = %e, "promoting due jobs failed");
+                }
+                tokio::time::sleep(PROMOTE_EVERY).await;
+            }
+        }
+    });
     for run in 0u64.. {
         let storage = RedisStorage::<DeliverLead>::new(conn.clone())
             .with_config(redis_config(&prefix, concurrency))
@@ -186,5 +241,6 @@ pub async fn run_redis(
             _ = stop.wait_for(|stopped| *stopped) => break,
         }
     }
+    promoter.abort();
     Ok(())
 }

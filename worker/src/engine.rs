@@ -343,7 +343,7 @@ impl Engine {
     /// can win. A duplicate job finds nothing to do.
     async fn claim(&self, delivery_id: &str) -> Result<Claim, Error> {
         let now = now();
-        let txn = self.db.begin().await?;
+        let txn = self.ledger_txn().await?;
         // The row first, skipped when a settling worker holds it (it is handing the row
         // a slot): rows before the integration, in claims as in settles, so the two
         // never deadlock.
@@ -503,7 +503,7 @@ impl Engine {
             updated_at: now,
             ..d.clone()
         };
-        let txn = self.db.begin().await?;
+        let txn = self.ledger_txn().await?;
         let updated = delivery::Entity::update_many()
             .col_expr(delivery::Column::Status, Expr::value(settled.status))
             .col_expr(delivery::Column::Endpoint, Expr::value(settled.endpoint))
@@ -706,6 +706,21 @@ impl Engine {
             .exec(&self.db)
             .await?;
         Ok(released.rows_affected)
+    }
+
+    /// A transaction for the engine's own writes (claims, settles). On PostgreSQL its
+    /// commit does not wait for the WAL flush: these transactions hold the integration's
+    /// lock until they commit, and waiting for the disk there serialised every delivery of
+    /// an integration behind one fsync. What a database crash can take back is the last
+    /// fraction of a second of claims and attempts, never a lead (intake commits durably):
+    /// those rows are in flight again and are sent once more, at least once as always.
+    async fn ledger_txn(&self) -> Result<DatabaseTransaction, Error> {
+        let txn = self.db.begin().await?;
+        if txn.get_database_backend() == DatabaseBackend::Postgres {
+            txn.execute_unprepared("SET LOCAL synchronous_commit = off")
+                .await?;
+        }
+        Ok(txn)
     }
 
     /// Whether the integration already holds its share of this process's slots: at most

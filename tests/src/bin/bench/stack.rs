@@ -57,6 +57,17 @@ impl Binaries {
             if let Some(target) = dir.parent() {
                 cargo.env("CARGO_TARGET_DIR", target);
             }
+            // `cargo run` gives this process its package's CARGO_* variables; build
+            // scripts (ring's) watch some of them, so passing them on rebuilt the TLS stack
+            // on every run and again at the next plain `cargo build`.
+            for (name, _) in std::env::vars_os() {
+                let name = name.to_string_lossy();
+                if name.starts_with("CARGO_")
+                    && !matches!(&*name, "CARGO_HOME" | "CARGO_TARGET_DIR")
+                {
+                    cargo.env_remove(&*name);
+                }
+            }
             let status = cargo.status().context("running cargo build")?;
             ensure!(status.success(), "cargo build of the binaries failed");
         }

@@ -4,9 +4,12 @@
 
 use crate::{
     error::{ApiError, ApiResult},
+    lists,
     normalise::normalise,
+    rules,
     score::{self, Weights},
     state::AppState,
+    tenancy::scoped,
     verify::{self, phone::DEFAULT_REGION},
 };
 use axum::{
@@ -15,11 +18,12 @@ use axum::{
     extract::{ConnectInfo, Path, RawQuery, State, rejection::BytesRejection},
     http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
 };
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use leadrelay_entity::{DeliveryStatus, Endpoint, LeadStatus, delivery, integration, lead, list};
 use leadrelay_worker::ids::new_id;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend,
+    EntityTrait, QueryFilter, QueryOrder, Statement, TransactionTrait,
 };
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -107,7 +111,7 @@ async fn parse_multipart(content_type: &str, body: Bytes) -> ApiResult<Vec<(Stri
     Ok(fields)
 }
 
-/// `POST /inbound/{token}`: 202 with the lead id and status.
+/// `POST /inbound/{token}`: 202 with the lead id, its status and the reasons for it.
 #[tracing::instrument(skip_all, fields(list_id))]
 pub async fn inbound(
     State(app): State<AppState>,
@@ -135,7 +139,10 @@ pub async fn inbound(
         _ => ApiError::BadInput(format!("could not read the body: {e}")),
     })?;
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let mut fields = normalise(read_fields(content_type, body.clone(), query.as_deref()).await?);
+    let mut fields = normalise(
+        read_fields(content_type, body.clone(), query.as_deref()).await?,
+        &lists::aliases(&list),
+    );
     if fields.is_empty() {
         return Err(ApiError::Unprocessable("the lead has no fields".into()));
     }
@@ -145,12 +152,38 @@ pub async fn inbound(
     if e164.is_some() {
         fields.phone = e164;
     }
+    let reasons = rules::reasons(&list, &fields, &verifications, score);
+    let keys = rules::dedupe_keys(&list, &fields);
 
     let now = Utc::now();
     let lead_id = new_id("lead");
     let verifications = serde_json::to_value(&verifications)
         .map_err(|e| ApiError::internal("serialising verifications", e))?;
     let txn = app.db.begin().await?;
+    lock_keys(&txn, &list.id, &keys).await?;
+    let original = find_original(&txn, &list, &keys, now).await?;
+    let (status, reasons) = match &original {
+        Some(original) => (
+            LeadStatus::Duplicate,
+            vec![format!("duplicate of {}", original.id)],
+        ),
+        None if reasons.is_empty() => (LeadStatus::Qualified, reasons),
+        None => (LeadStatus::Disqualified, reasons),
+    };
+    let qualified = status == LeadStatus::Qualified;
+    let duplicate_of = original.map(|o| o.id);
+    let mut answer = json!({
+        "lead_id": lead_id,
+        "status": match status {
+            LeadStatus::Qualified => "qualified",
+            LeadStatus::Disqualified => "disqualified",
+            LeadStatus::Duplicate => "duplicate",
+        },
+        "reasons": reasons,
+    });
+    if let Some(original) = &duplicate_of {
+        answer["duplicate_of"] = json!(original);
+    }
     lead::Entity::insert(lead::ActiveModel {
         id: Set(lead_id.clone()),
         tenant_id: Set(list.tenant_id.clone()),
@@ -163,15 +196,94 @@ pub async fn inbound(
         verifications: Set(verifications),
         score: Set(Some(score)),
         score_reasons: Set(json!(score_reasons)),
-        status: Set(LeadStatus::Qualified),
+        status: Set(status),
+        reasons: Set(json!(reasons)),
+        duplicate_of: Set(duplicate_of),
         is_test: Set(false),
         source_ip: Set(Some(peer.ip().to_string())),
         raw_body: Set(String::from_utf8_lossy(&body).into_owned()),
         created_at: Set(now),
-        qualified_at: Set(Some(now)),
+        qualified_at: Set(qualified.then_some(now)),
     })
     .exec_without_returning(&txn)
     .await?;
+    let delivery_ids = if qualified {
+        insert_deliveries(&txn, &list, &lead_id, now).await?
+    } else {
+        Vec::new()
+    };
+    txn.commit().await?;
+
+    if !delivery_ids.is_empty()
+        && let Err(e) = app.queue.push(delivery_ids).await
+    {
+        // The rows are in the ledger; the lead is accepted and will be found again there.
+        tracing::warn!(error = %e, lead_id, "enqueueing deliveries failed");
+    }
+    Ok((StatusCode::ACCEPTED, Json(answer)))
+}
+
+/// Serialises intake of leads sharing a duplicate key on PostgreSQL: transaction-scoped
+/// advisory locks on the list's normalised keys, taken in sorted order so two leads
+/// sharing two keys cannot deadlock. SQLite runs one writing transaction at a time.
+async fn lock_keys(
+    txn: &DatabaseTransaction,
+    list_id: &str,
+    keys: &[(String, String)],
+) -> ApiResult<()> {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let mut keys: Vec<String> = keys.iter().map(|(f, v)| format!("{f}:{v}")).collect();
+    keys.sort_unstable();
+    for key in keys {
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtext($1 || ':' || $2))",
+            [list_id.into(), key.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// The oldest lead of the list within its dedupe window sharing any of `keys`.
+async fn find_original(
+    txn: &DatabaseTransaction,
+    list: &list::Model,
+    keys: &[(String, String)],
+    now: DateTime<Utc>,
+) -> ApiResult<Option<lead::Model>> {
+    let mut any = Condition::any();
+    for (field, value) in keys {
+        any = match field.as_str() {
+            "email" => any.add(lead::Column::Email.eq(value.as_str())),
+            "phone" => any.add(lead::Column::Phone.eq(value.as_str())),
+            _ => any,
+        };
+    }
+    if any.is_empty() {
+        return Ok(None);
+    }
+    let since = now - chrono::Duration::days(i64::from(list.dedupe_window_days));
+    Ok(scoped::<lead::Entity>(&list.tenant_id)
+        .filter(lead::Column::ListId.eq(list.id.as_str()))
+        .filter(lead::Column::CreatedAt.gte(since))
+        .filter(lead::Column::IsTest.eq(false))
+        .filter(lead::Column::Status.ne(LeadStatus::Duplicate))
+        .filter(any)
+        .order_by_asc(lead::Column::CreatedAt)
+        .one(txn)
+        .await?)
+}
+
+/// One PENDING delivery of the lead per integration that takes it; returns their ids.
+async fn insert_deliveries(
+    txn: &DatabaseTransaction,
+    list: &list::Model,
+    lead_id: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Vec<String>> {
     let targets = integration::Entity::find()
         .filter(integration::Column::TenantId.eq(list.tenant_id.as_str()))
         .filter(integration::Column::ListId.eq(list.id.as_str()))
@@ -182,7 +294,7 @@ pub async fn inbound(
                 .add(integration::Column::Active.eq(true))
                 .add(integration::Column::PausedReason.is_not_null()),
         )
-        .all(&txn)
+        .all(txn)
         .await?;
     let delivery_ids: Vec<String> = targets.iter().map(|_| new_id("dlv")).collect();
     if !targets.is_empty() {
@@ -192,7 +304,7 @@ pub async fn inbound(
             .map(|(target, id)| delivery::ActiveModel {
                 id: Set(id.clone()),
                 tenant_id: Set(list.tenant_id.clone()),
-                lead_id: Set(lead_id.clone()),
+                lead_id: Set(lead_id.to_owned()),
                 list_id: Set(list.id.clone()),
                 integration_id: Set(target.id.clone()),
                 status: Set(DeliveryStatus::Pending),
@@ -208,19 +320,10 @@ pub async fn inbound(
                 updated_at: Set(now),
             });
         delivery::Entity::insert_many(rows)
-            .exec_without_returning(&txn)
+            .exec_without_returning(txn)
             .await?;
     }
-    txn.commit().await?;
-
-    if let Err(e) = app.queue.push(delivery_ids).await {
-        // The rows are in the ledger; the lead is accepted and will be found again there.
-        tracing::warn!(error = %e, lead_id, "enqueueing deliveries failed");
-    }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "lead_id": lead_id, "status": "qualified", "reasons": [] })),
-    ))
+    Ok(delivery_ids)
 }
 
 #[cfg(test)]
@@ -385,7 +488,7 @@ mod tests {
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
             let read = read_fields(content_type.as_deref(), Bytes::from(body), query.as_deref());
             if let Ok(fields) = runtime.block_on(read) {
-                let _ = normalise(fields);
+                let _ = normalise(fields, &crate::normalise::Aliases::default());
             }
         }
     }

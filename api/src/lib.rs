@@ -14,6 +14,7 @@ pub mod leads;
 pub mod lists;
 pub mod normalise;
 pub mod pagination;
+pub mod rules;
 pub mod score;
 pub mod state;
 pub mod tenancy;

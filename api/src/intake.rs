@@ -16,10 +16,16 @@ use axum::{
     Json,
     body::Bytes,
     extract::{ConnectInfo, Path, RawQuery, State, rejection::BytesRejection},
-    http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
+    http::{
+        HeaderMap, HeaderName, HeaderValue, Method, StatusCode,
+        header::{ACCEPT, CONTENT_TYPE, LOCATION},
+    },
+    response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
-use leadrelay_entity::{DeliveryStatus, Endpoint, LeadStatus, delivery, integration, lead, list};
+use leadrelay_entity::{
+    DeliveryStatus, Endpoint, LeadStatus, delivery, idempotency_key, integration, lead, list,
+};
 use leadrelay_worker::ids::new_id;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend,
@@ -27,6 +33,8 @@ use sea_orm::{
 };
 use serde_json::{Value, json};
 use std::net::SocketAddr;
+use subtle::ConstantTimeEq;
+use tower_http::cors::{Any, CorsLayer};
 
 /// The largest inbound body accepted.
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -111,7 +119,24 @@ async fn parse_multipart(content_type: &str, body: Bytes) -> ApiResult<Vec<(Stri
     Ok(fields)
 }
 
-/// `POST /inbound/{token}`: 202 with the lead id, its status and the reasons for it.
+/// CORS for `/inbound`: a form or script on any customer site may post leads.
+pub fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::POST])
+        .allow_headers([
+            CONTENT_TYPE,
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("idempotency-key"),
+        ])
+        .max_age(std::time::Duration::from_secs(86_400))
+}
+
+/// How long the first answer to an `Idempotency-Key` is replayed.
+const IDEMPOTENCY_HOURS: i64 = 24;
+
+/// `POST /inbound/{token}`: 202 with the lead id, its status and the reasons for it (or
+/// a 303 to the list's thank-you page for a browser's form post).
 #[tracing::instrument(skip_all, fields(list_id))]
 pub async fn inbound(
     State(app): State<AppState>,
@@ -120,7 +145,7 @@ pub async fn inbound(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Response> {
     let list = list::Entity::find()
         .filter(list::Column::InboundToken.eq(token.as_str()))
         .one(&app.db)
@@ -132,6 +157,8 @@ pub async fn inbound(
             "this list is inactive and does not accept leads".into(),
         ));
     }
+    check_api_key(&list, &headers)?;
+    let idempotency = idempotency_header(&headers)?;
     let body = body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::PayloadTooLarge(format!("the body is larger than {} KiB", BODY_LIMIT / 1024))
@@ -160,7 +187,16 @@ pub async fn inbound(
     let verifications = serde_json::to_value(&verifications)
         .map_err(|e| ApiError::internal("serialising verifications", e))?;
     let txn = app.db.begin().await?;
-    lock_keys(&txn, &list.id, &keys).await?;
+    let locks = keys
+        .iter()
+        .cloned()
+        .chain(idempotency.map(|k| ("idempotency".to_owned(), k.to_owned())));
+    lock_keys(&txn, &list.id, locks.collect()).await?;
+    if let Some(key) = idempotency
+        && let Some(first) = replay(&txn, &list.id, key, now).await?
+    {
+        return Ok(respond(&list, &headers, first));
+    }
     let original = find_original(&txn, &list, &keys, now).await?;
     let (status, reasons) = match &original {
         Some(original) => (
@@ -212,6 +248,9 @@ pub async fn inbound(
     } else {
         Vec::new()
     };
+    if let Some(key) = idempotency {
+        remember(&txn, &list.id, key, &answer, now).await?;
+    }
     txn.commit().await?;
 
     if !delivery_ids.is_empty()
@@ -220,7 +259,114 @@ pub async fn inbound(
         // The rows are in the ledger; the lead is accepted and will be found again there.
         tracing::warn!(error = %e, lead_id, "enqueueing deliveries failed");
     }
-    Ok((StatusCode::ACCEPTED, Json(answer)))
+    Ok(respond(&list, &headers, answer))
+}
+
+/// 401 unless the list needs no key or `X-API-Key` holds it (compared in constant time).
+fn check_api_key(list: &list::Model, headers: &HeaderMap) -> ApiResult<()> {
+    let Some(expected) = &list.api_key_hash else {
+        return Ok(());
+    };
+    let given = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(lists::hash_api_key)
+        .unwrap_or_default();
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthenticated(
+            "this list needs its key in X-API-Key".into(),
+        ))
+    }
+}
+
+/// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+fn idempotency_header(headers: &HeaderMap) -> ApiResult<Option<&str>> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(key))
+        }
+        _ => Err(ApiError::BadInput(
+            "Idempotency-Key: must be 1 to 255 visible ASCII characters".into(),
+        )),
+    }
+}
+
+/// The first answer given to `key` on the list within the last 24 hours.
+async fn replay(
+    txn: &DatabaseTransaction,
+    list_id: &str,
+    key: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Option<Value>> {
+    Ok(idempotency_key::Entity::find()
+        .filter(idempotency_key::Column::ListId.eq(list_id))
+        .filter(idempotency_key::Column::Key.eq(key))
+        .filter(
+            idempotency_key::Column::CreatedAt.gt(now - chrono::Duration::hours(IDEMPOTENCY_HOURS)),
+        )
+        .one(txn)
+        .await?
+        .map(|row| row.answer))
+}
+
+/// Keeps `answer` for retries of `key`, in place of an expired one.
+async fn remember(
+    txn: &DatabaseTransaction,
+    list_id: &str,
+    key: &str,
+    answer: &Value,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    idempotency_key::Entity::delete_many()
+        .filter(idempotency_key::Column::ListId.eq(list_id))
+        .filter(idempotency_key::Column::Key.eq(key))
+        .exec(txn)
+        .await?;
+    idempotency_key::Entity::insert(idempotency_key::ActiveModel {
+        list_id: Set(list_id.to_owned()),
+        key: Set(key.to_owned()),
+        answer: Set(answer.clone()),
+        created_at: Set(now),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
+
+/// 202 with the answer, or a 303 to the list's thank-you page when a browser posted a
+/// plain HTML form (a form content type and an `Accept` naming text/html before JSON).
+fn respond(list: &list::Model, headers: &HeaderMap, answer: Value) -> Response {
+    let location = list
+        .thank_you_url
+        .as_deref()
+        .filter(|_| is_html_form(headers))
+        .and_then(|url| HeaderValue::from_str(url).ok());
+    match location {
+        Some(location) => (StatusCode::SEE_OTHER, [(LOCATION, location)]).into_response(),
+        None => (StatusCode::ACCEPTED, Json(answer)).into_response(),
+    }
+}
+
+fn is_html_form(headers: &HeaderMap) -> bool {
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    let content_type = header(CONTENT_TYPE);
+    let form = content_type.starts_with("application/x-www-form-urlencoded")
+        || content_type.starts_with("multipart/form-data");
+    let accept = header(ACCEPT);
+    let html = accept.find("text/html");
+    let json = accept.find("application/json");
+    form && html.is_some_and(|h| json.is_none_or(|j| h < j))
 }
 
 /// Serialises intake of leads sharing a duplicate key on PostgreSQL: transaction-scoped
@@ -229,7 +375,7 @@ pub async fn inbound(
 async fn lock_keys(
     txn: &DatabaseTransaction,
     list_id: &str,
-    keys: &[(String, String)],
+    keys: Vec<(String, String)>,
 ) -> ApiResult<()> {
     if txn.get_database_backend() != DbBackend::Postgres {
         return Ok(());
@@ -353,6 +499,63 @@ mod tests {
         query: Option<&str>,
     ) -> ApiResult<Vec<(String, Value)>> {
         read_fields(ct, Bytes::copy_from_slice(body), query).await
+    }
+
+    #[test]
+    fn html_form_posts_are_recognised() {
+        let cases = [
+            (
+                "browser form",
+                "application/x-www-form-urlencoded",
+                "text/html,application/xhtml+xml,*/*;q=0.8",
+                true,
+            ),
+            (
+                "browser multipart",
+                "multipart/form-data; boundary=x",
+                "text/html",
+                true,
+            ),
+            (
+                "script asking for json",
+                "application/x-www-form-urlencoded",
+                "application/json, text/html",
+                false,
+            ),
+            ("json body", "application/json", "text/html", false),
+            ("no accept", "application/x-www-form-urlencoded", "", false),
+        ];
+        for (case, content_type, accept, expected) in cases {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+            headers.insert(ACCEPT, HeaderValue::from_static(accept));
+            assert_eq!(is_html_form(&headers), expected, "{case}");
+        }
+    }
+
+    #[test]
+    fn idempotency_keys_are_bounded() {
+        let cases = [
+            ("uuid", "3f2b-11ee-9c1a", true),
+            ("empty", "", false),
+            ("space", "a b", false),
+        ];
+        for (case, value, ok) in cases {
+            let mut headers = HeaderMap::new();
+            headers.insert("idempotency-key", HeaderValue::from_static(value));
+            assert_eq!(idempotency_header(&headers).is_ok(), ok, "{case}");
+        }
+        let long = "k".repeat(256);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "idempotency-key",
+            HeaderValue::from_str(&long).expect("ascii"),
+        );
+        assert!(idempotency_header(&headers).is_err(), "too long");
+        assert!(
+            matches!(idempotency_header(&HeaderMap::new()), Ok(None)),
+            "absent"
+        );
     }
 
     #[tokio::test]

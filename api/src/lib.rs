@@ -186,7 +186,8 @@ pub async fn serve(
         .route("/graphql/ws", get(graphql::graphql_ws))
         .route(
             "/inbound/{token}",
-            post(intake::inbound).layer(DefaultBodyLimit::max(intake::BODY_LIMIT)),
+            post(intake::inbound)
+                .layer((intake::cors(), DefaultBodyLimit::max(intake::BODY_LIMIT))),
         )
         .layer(Extension(schema))
         .with_state(app);

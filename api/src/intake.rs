@@ -158,6 +158,9 @@ pub async fn inbound(
         ));
     }
     check_api_key(&list, &headers)?;
+    app.rate_limits
+        .check(&list.id, list.rate_limit_per_minute)
+        .map_err(ApiError::RateLimited)?;
     let idempotency = idempotency_header(&headers)?;
     let body = body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => {

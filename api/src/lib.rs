@@ -14,6 +14,7 @@ pub mod leads;
 pub mod lists;
 pub mod normalise;
 pub mod pagination;
+pub mod rate_limit;
 pub mod rules;
 pub mod score;
 pub mod state;
@@ -175,6 +176,7 @@ pub async fn serve(
         jwt,
         targets: TargetPolicy::from(&settings),
         public_url: config.effective_public_url(),
+        rate_limits: rate_limit::RateLimits::default(),
     };
     let schema = graphql::schema(app.clone());
     let router = Router::new()

@@ -56,6 +56,8 @@ pub struct List {
     pub api_key: Option<String>,
     /// Where plain HTML form posts are redirected (303) after intake.
     pub thank_you_url: Option<String>,
+    /// Inbound posts allowed per minute (429 beyond it); null: no limit.
+    pub rate_limit_per_minute: Option<i32>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -79,6 +81,7 @@ impl List {
             require_api_key: m.api_key_hash.is_some(),
             api_key: None,
             thank_you_url: m.thank_you_url,
+            rate_limit_per_minute: m.rate_limit_per_minute,
             created_at: m.created_at,
         }
     }
@@ -164,6 +167,8 @@ pub struct UpdateListInput {
     pub require_api_key: Option<bool>,
     /// An empty string removes it.
     pub thank_you_url: Option<String>,
+    /// 0 removes the limit.
+    pub rate_limit_per_minute: Option<i32>,
 }
 
 fn valid_region(raw: &str) -> ApiResult<String> {
@@ -234,6 +239,7 @@ impl ListMutation {
             aliases: Set(serde_json::json!([])),
             api_key_hash: Set(None),
             thank_you_url: Set(None),
+            rate_limit_per_minute: Set(None),
             created_at: Set(Utc::now()),
         }
         .insert(&app.db)
@@ -281,6 +287,10 @@ impl ListMutation {
         }
         if let Some(url) = &input.thank_you_url {
             model.thank_you_url = Set(valid_thank_you_url(url)?);
+        }
+        if let Some(n) = input.rate_limit_per_minute {
+            let n = input::in_range("rateLimitPerMinute", n, 0..=1_000_000)?;
+            model.rate_limit_per_minute = Set((n > 0).then_some(n));
         }
         let mut new_key = None;
         match (input.require_api_key, model.api_key_hash.as_ref().is_some()) {

@@ -172,6 +172,7 @@ mod tests {
             aliases: json!([]),
             api_key_hash: None,
             thank_you_url: None,
+            rate_limit_per_minute: None,
             created_at: Utc::now(),
         }
     }

@@ -29,6 +29,8 @@ pub struct Model {
     pub api_key_hash: Option<String>,
     /// Where plain HTML form posts are redirected (303) after intake.
     pub thank_you_url: Option<String>,
+    /// Inbound posts allowed per minute (a token bucket per api process); none: no limit.
+    pub rate_limit_per_minute: Option<i32>,
     pub created_at: DateTimeUtc,
 }
 

@@ -208,3 +208,35 @@ async fn browsers_may_post_and_html_forms_are_thanked() {
     assert_eq!((status, &answer["status"]), (202, &json!("qualified")));
     assert_eq!(app.count_rows("leads").await, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_over_its_rate_limit_answers_429_with_retry_after() {
+    let app = TestApp::production().await;
+    let owner = app.signup().await;
+    let list = app.create_list(&owner, "Limited").await;
+    app.update_list(&owner, &list.id, json!({"rateLimitPerMinute": 2}))
+        .await;
+    let lead = |i: u32| json!({"email": format!("r{i}@example.com")});
+    for i in 0..2 {
+        assert_eq!(app.post_lead(&list.inbound_url, &lead(i)).await.0, 202);
+    }
+    let response = app
+        .http
+        .post(&list.inbound_url)
+        .json(&lead(2))
+        .send()
+        .await
+        .expect("inbound request");
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+
+    app.update_list(&owner, &list.id, json!({"rateLimitPerMinute": 0}))
+        .await;
+    assert_eq!(app.post_lead(&list.inbound_url, &lead(3)).await.0, 202);
+    assert_eq!(app.count_rows("leads").await, 3);
+}

@@ -4,7 +4,7 @@
 use async_graphql::ErrorExtensions;
 use axum::{
     Json,
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header::RETRY_AFTER},
     response::{IntoResponse, Response},
 };
 use serde_json::json;
@@ -28,6 +28,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     Conflict(String),
+    /// Over a rate limit; retry after this many seconds.
+    #[error("too many requests: retry in {0} s")]
+    RateLimited(u64),
     #[error("internal error")]
     Internal(String),
 }
@@ -47,6 +50,7 @@ impl ApiError {
             | ApiError::UnsupportedMediaType(_)
             | ApiError::PayloadTooLarge(_) => "BAD_USER_INPUT",
             ApiError::Conflict(_) => "CONFLICT",
+            ApiError::RateLimited(_) => "RATE_LIMITED",
             ApiError::Internal(_) => "INTERNAL",
         }
     }
@@ -61,6 +65,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -86,11 +91,17 @@ impl<E: std::error::Error> From<sea_orm::TransactionError<E>> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status(),
             Json(json!({ "error": self.to_string(), "code": self.code() })),
         )
-            .into_response()
+            .into_response();
+        if let ApiError::RateLimited(seconds) = self {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 

@@ -4,25 +4,37 @@
 
 use crate::{
     error::{ApiError, ApiResult},
+    lists,
     normalise::normalise,
+    rules,
     score::{self, Weights},
     state::AppState,
+    tenancy::scoped,
     verify::{self, phone::DEFAULT_REGION},
 };
 use axum::{
     Json,
     body::Bytes,
     extract::{ConnectInfo, Path, RawQuery, State, rejection::BytesRejection},
-    http::{HeaderMap, StatusCode, header::CONTENT_TYPE},
+    http::{
+        HeaderMap, HeaderName, HeaderValue, Method, StatusCode,
+        header::{ACCEPT, CONTENT_TYPE, LOCATION},
+    },
+    response::{IntoResponse, Response},
 };
-use chrono::Utc;
-use leadrelay_entity::{DeliveryStatus, Endpoint, LeadStatus, delivery, integration, lead, list};
+use chrono::{DateTime, Utc};
+use leadrelay_entity::{
+    DeliveryStatus, Endpoint, LeadStatus, delivery, idempotency_key, integration, lead, list,
+};
 use leadrelay_worker::ids::new_id;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend,
+    EntityTrait, QueryFilter, QueryOrder, Statement, TransactionTrait,
 };
 use serde_json::{Value, json};
 use std::net::SocketAddr;
+use subtle::ConstantTimeEq;
+use tower_http::cors::{Any, CorsLayer};
 
 /// The largest inbound body accepted.
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -107,7 +119,24 @@ async fn parse_multipart(content_type: &str, body: Bytes) -> ApiResult<Vec<(Stri
     Ok(fields)
 }
 
-/// `POST /inbound/{token}`: 202 with the lead id and status.
+/// CORS for `/inbound`: a form or script on any customer site may post leads.
+pub fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::POST])
+        .allow_headers([
+            CONTENT_TYPE,
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("idempotency-key"),
+        ])
+        .max_age(std::time::Duration::from_secs(86_400))
+}
+
+/// How long the first answer to an `Idempotency-Key` is replayed.
+const IDEMPOTENCY_HOURS: i64 = 24;
+
+/// `POST /inbound/{token}`: 202 with the lead id, its status and the reasons for it (or
+/// a 303 to the list's thank-you page for a browser's form post).
 #[tracing::instrument(skip_all, fields(list_id))]
 pub async fn inbound(
     State(app): State<AppState>,
@@ -116,7 +145,7 @@ pub async fn inbound(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<Response> {
     let list = list::Entity::find()
         .filter(list::Column::InboundToken.eq(token.as_str()))
         .one(&app.db)
@@ -128,6 +157,11 @@ pub async fn inbound(
             "this list is inactive and does not accept leads".into(),
         ));
     }
+    check_api_key(&list, &headers)?;
+    app.rate_limits
+        .check(&list.id, list.rate_limit_per_minute)
+        .map_err(ApiError::RateLimited)?;
+    let idempotency = idempotency_header(&headers)?;
     let body = body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::PayloadTooLarge(format!("the body is larger than {} KiB", BODY_LIMIT / 1024))
@@ -135,7 +169,10 @@ pub async fn inbound(
         _ => ApiError::BadInput(format!("could not read the body: {e}")),
     })?;
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let mut fields = normalise(read_fields(content_type, body.clone(), query.as_deref()).await?);
+    let mut fields = normalise(
+        read_fields(content_type, body.clone(), query.as_deref()).await?,
+        &lists::aliases(&list),
+    );
     if fields.is_empty() {
         return Err(ApiError::Unprocessable("the lead has no fields".into()));
     }
@@ -145,12 +182,47 @@ pub async fn inbound(
     if e164.is_some() {
         fields.phone = e164;
     }
+    let reasons = rules::reasons(&list, &fields, &verifications, score);
+    let keys = rules::dedupe_keys(&list, &fields);
 
     let now = Utc::now();
     let lead_id = new_id("lead");
     let verifications = serde_json::to_value(&verifications)
         .map_err(|e| ApiError::internal("serialising verifications", e))?;
     let txn = app.db.begin().await?;
+    let locks = keys
+        .iter()
+        .cloned()
+        .chain(idempotency.map(|k| ("idempotency".to_owned(), k.to_owned())));
+    lock_keys(&txn, &list.id, locks.collect()).await?;
+    if let Some(key) = idempotency
+        && let Some(first) = replay(&txn, &list.id, key, now).await?
+    {
+        return Ok(respond(&list, &headers, first));
+    }
+    let original = find_original(&txn, &list, &keys, now).await?;
+    let (status, reasons) = match &original {
+        Some(original) => (
+            LeadStatus::Duplicate,
+            vec![format!("duplicate of {}", original.id)],
+        ),
+        None if reasons.is_empty() => (LeadStatus::Qualified, reasons),
+        None => (LeadStatus::Disqualified, reasons),
+    };
+    let qualified = status == LeadStatus::Qualified;
+    let duplicate_of = original.map(|o| o.id);
+    let mut answer = json!({
+        "lead_id": lead_id,
+        "status": match status {
+            LeadStatus::Qualified => "qualified",
+            LeadStatus::Disqualified => "disqualified",
+            LeadStatus::Duplicate => "duplicate",
+        },
+        "reasons": reasons,
+    });
+    if let Some(original) = &duplicate_of {
+        answer["duplicate_of"] = json!(original);
+    }
     lead::Entity::insert(lead::ActiveModel {
         id: Set(lead_id.clone()),
         tenant_id: Set(list.tenant_id.clone()),
@@ -163,15 +235,204 @@ pub async fn inbound(
         verifications: Set(verifications),
         score: Set(Some(score)),
         score_reasons: Set(json!(score_reasons)),
-        status: Set(LeadStatus::Qualified),
+        status: Set(status),
+        reasons: Set(json!(reasons)),
+        duplicate_of: Set(duplicate_of),
         is_test: Set(false),
         source_ip: Set(Some(peer.ip().to_string())),
         raw_body: Set(String::from_utf8_lossy(&body).into_owned()),
         created_at: Set(now),
-        qualified_at: Set(Some(now)),
+        qualified_at: Set(qualified.then_some(now)),
     })
     .exec_without_returning(&txn)
     .await?;
+    let delivery_ids = if qualified {
+        insert_deliveries(&txn, &list, &lead_id, now).await?
+    } else {
+        Vec::new()
+    };
+    if let Some(key) = idempotency {
+        remember(&txn, &list.id, key, &answer, now).await?;
+    }
+    txn.commit().await?;
+
+    if !delivery_ids.is_empty()
+        && let Err(e) = app.queue.push(delivery_ids).await
+    {
+        // The rows are in the ledger; the lead is accepted and will be found again there.
+        tracing::warn!(error = %e, lead_id, "enqueueing deliveries failed");
+    }
+    Ok(respond(&list, &headers, answer))
+}
+
+/// 401 unless the list needs no key or `X-API-Key` holds it (compared in constant time).
+fn check_api_key(list: &list::Model, headers: &HeaderMap) -> ApiResult<()> {
+    let Some(expected) = &list.api_key_hash else {
+        return Ok(());
+    };
+    let given = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(lists::hash_api_key)
+        .unwrap_or_default();
+    if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthenticated(
+            "this list needs its key in X-API-Key".into(),
+        ))
+    }
+}
+
+/// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+fn idempotency_header(headers: &HeaderMap) -> ApiResult<Option<&str>> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(key))
+        }
+        _ => Err(ApiError::BadInput(
+            "Idempotency-Key: must be 1 to 255 visible ASCII characters".into(),
+        )),
+    }
+}
+
+/// The first answer given to `key` on the list within the last 24 hours.
+async fn replay(
+    txn: &DatabaseTransaction,
+    list_id: &str,
+    key: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Option<Value>> {
+    Ok(idempotency_key::Entity::find()
+        .filter(idempotency_key::Column::ListId.eq(list_id))
+        .filter(idempotency_key::Column::Key.eq(key))
+        .filter(
+            idempotency_key::Column::CreatedAt.gt(now - chrono::Duration::hours(IDEMPOTENCY_HOURS)),
+        )
+        .one(txn)
+        .await?
+        .map(|row| row.answer))
+}
+
+/// Keeps `answer` for retries of `key`, in place of an expired one.
+async fn remember(
+    txn: &DatabaseTransaction,
+    list_id: &str,
+    key: &str,
+    answer: &Value,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    idempotency_key::Entity::delete_many()
+        .filter(idempotency_key::Column::ListId.eq(list_id))
+        .filter(idempotency_key::Column::Key.eq(key))
+        .exec(txn)
+        .await?;
+    idempotency_key::Entity::insert(idempotency_key::ActiveModel {
+        list_id: Set(list_id.to_owned()),
+        key: Set(key.to_owned()),
+        answer: Set(answer.clone()),
+        created_at: Set(now),
+    })
+    .exec_without_returning(txn)
+    .await?;
+    Ok(())
+}
+
+/// 202 with the answer, or a 303 to the list's thank-you page when a browser posted a
+/// plain HTML form (a form content type and an `Accept` naming text/html before JSON).
+fn respond(list: &list::Model, headers: &HeaderMap, answer: Value) -> Response {
+    let location = list
+        .thank_you_url
+        .as_deref()
+        .filter(|_| is_html_form(headers))
+        .and_then(|url| HeaderValue::from_str(url).ok());
+    match location {
+        Some(location) => (StatusCode::SEE_OTHER, [(LOCATION, location)]).into_response(),
+        None => (StatusCode::ACCEPTED, Json(answer)).into_response(),
+    }
+}
+
+fn is_html_form(headers: &HeaderMap) -> bool {
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    let content_type = header(CONTENT_TYPE);
+    let form = content_type.starts_with("application/x-www-form-urlencoded")
+        || content_type.starts_with("multipart/form-data");
+    let accept = header(ACCEPT);
+    let html = accept.find("text/html");
+    let json = accept.find("application/json");
+    form && html.is_some_and(|h| json.is_none_or(|j| h < j))
+}
+
+/// Serialises intake of leads sharing a duplicate key on PostgreSQL: transaction-scoped
+/// advisory locks on the list's normalised keys, taken in sorted order so two leads
+/// sharing two keys cannot deadlock. SQLite runs one writing transaction at a time.
+async fn lock_keys(
+    txn: &DatabaseTransaction,
+    list_id: &str,
+    keys: Vec<(String, String)>,
+) -> ApiResult<()> {
+    if txn.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let mut keys: Vec<String> = keys.iter().map(|(f, v)| format!("{f}:{v}")).collect();
+    keys.sort_unstable();
+    for key in keys {
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtext($1 || ':' || $2))",
+            [list_id.into(), key.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// The oldest lead of the list within its dedupe window sharing any of `keys`.
+async fn find_original(
+    txn: &DatabaseTransaction,
+    list: &list::Model,
+    keys: &[(String, String)],
+    now: DateTime<Utc>,
+) -> ApiResult<Option<lead::Model>> {
+    let mut any = Condition::any();
+    for (field, value) in keys {
+        any = match field.as_str() {
+            "email" => any.add(lead::Column::Email.eq(value.as_str())),
+            "phone" => any.add(lead::Column::Phone.eq(value.as_str())),
+            _ => any,
+        };
+    }
+    if any.is_empty() {
+        return Ok(None);
+    }
+    let since = now - chrono::Duration::days(i64::from(list.dedupe_window_days));
+    Ok(scoped::<lead::Entity>(&list.tenant_id)
+        .filter(lead::Column::ListId.eq(list.id.as_str()))
+        .filter(lead::Column::CreatedAt.gte(since))
+        .filter(lead::Column::IsTest.eq(false))
+        .filter(lead::Column::Status.ne(LeadStatus::Duplicate))
+        .filter(any)
+        .order_by_asc(lead::Column::CreatedAt)
+        .one(txn)
+        .await?)
+}
+
+/// One PENDING delivery of the lead per integration that takes it; returns their ids.
+async fn insert_deliveries(
+    txn: &DatabaseTransaction,
+    list: &list::Model,
+    lead_id: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Vec<String>> {
     let targets = integration::Entity::find()
         .filter(integration::Column::TenantId.eq(list.tenant_id.as_str()))
         .filter(integration::Column::ListId.eq(list.id.as_str()))
@@ -182,7 +443,7 @@ pub async fn inbound(
                 .add(integration::Column::Active.eq(true))
                 .add(integration::Column::PausedReason.is_not_null()),
         )
-        .all(&txn)
+        .all(txn)
         .await?;
     let delivery_ids: Vec<String> = targets.iter().map(|_| new_id("dlv")).collect();
     if !targets.is_empty() {
@@ -192,7 +453,7 @@ pub async fn inbound(
             .map(|(target, id)| delivery::ActiveModel {
                 id: Set(id.clone()),
                 tenant_id: Set(list.tenant_id.clone()),
-                lead_id: Set(lead_id.clone()),
+                lead_id: Set(lead_id.to_owned()),
                 list_id: Set(list.id.clone()),
                 integration_id: Set(target.id.clone()),
                 status: Set(DeliveryStatus::Pending),
@@ -208,19 +469,10 @@ pub async fn inbound(
                 updated_at: Set(now),
             });
         delivery::Entity::insert_many(rows)
-            .exec_without_returning(&txn)
+            .exec_without_returning(txn)
             .await?;
     }
-    txn.commit().await?;
-
-    if let Err(e) = app.queue.push(delivery_ids).await {
-        // The rows are in the ledger; the lead is accepted and will be found again there.
-        tracing::warn!(error = %e, lead_id, "enqueueing deliveries failed");
-    }
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "lead_id": lead_id, "status": "qualified", "reasons": [] })),
-    ))
+    Ok(delivery_ids)
 }
 
 #[cfg(test)]
@@ -250,6 +502,63 @@ mod tests {
         query: Option<&str>,
     ) -> ApiResult<Vec<(String, Value)>> {
         read_fields(ct, Bytes::copy_from_slice(body), query).await
+    }
+
+    #[test]
+    fn html_form_posts_are_recognised() {
+        let cases = [
+            (
+                "browser form",
+                "application/x-www-form-urlencoded",
+                "text/html,application/xhtml+xml,*/*;q=0.8",
+                true,
+            ),
+            (
+                "browser multipart",
+                "multipart/form-data; boundary=x",
+                "text/html",
+                true,
+            ),
+            (
+                "script asking for json",
+                "application/x-www-form-urlencoded",
+                "application/json, text/html",
+                false,
+            ),
+            ("json body", "application/json", "text/html", false),
+            ("no accept", "application/x-www-form-urlencoded", "", false),
+        ];
+        for (case, content_type, accept, expected) in cases {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+            headers.insert(ACCEPT, HeaderValue::from_static(accept));
+            assert_eq!(is_html_form(&headers), expected, "{case}");
+        }
+    }
+
+    #[test]
+    fn idempotency_keys_are_bounded() {
+        let cases = [
+            ("uuid", "3f2b-11ee-9c1a", true),
+            ("empty", "", false),
+            ("space", "a b", false),
+        ];
+        for (case, value, ok) in cases {
+            let mut headers = HeaderMap::new();
+            headers.insert("idempotency-key", HeaderValue::from_static(value));
+            assert_eq!(idempotency_header(&headers).is_ok(), ok, "{case}");
+        }
+        let long = "k".repeat(256);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "idempotency-key",
+            HeaderValue::from_str(&long).expect("ascii"),
+        );
+        assert!(idempotency_header(&headers).is_err(), "too long");
+        assert!(
+            matches!(idempotency_header(&HeaderMap::new()), Ok(None)),
+            "absent"
+        );
     }
 
     #[tokio::test]
@@ -385,7 +694,7 @@ mod tests {
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
             let read = read_fields(content_type.as_deref(), Bytes::from(body), query.as_deref());
             if let Ok(fields) = runtime.block_on(read) {
-                let _ = normalise(fields);
+                let _ = normalise(fields, &crate::normalise::Aliases::default());
             }
         }
     }

@@ -21,6 +21,10 @@ pub struct Lead {
     pub score: Option<i32>,
     /// The points behind `score`, e.g. `"email valid: +30"`.
     pub score_reasons: Vec<String>,
+    /// Why the lead was disqualified, or which lead it repeats; empty when qualified.
+    pub reasons: Vec<String>,
+    /// The earlier lead a DUPLICATE repeats.
+    pub duplicate_of: Option<ID>,
     pub email: Option<String>,
     pub phone: Option<String>,
     pub name: Option<String>,
@@ -44,6 +48,8 @@ impl From<lead::Model> for Lead {
             status: m.status,
             score: m.score,
             score_reasons: serde_json::from_value(m.score_reasons).unwrap_or_default(),
+            reasons: serde_json::from_value(m.reasons).unwrap_or_default(),
+            duplicate_of: m.duplicate_of.map(ID::from),
             email: m.email,
             phone: m.phone,
             name: m.name,

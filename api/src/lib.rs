@@ -14,6 +14,8 @@ pub mod leads;
 pub mod lists;
 pub mod normalise;
 pub mod pagination;
+pub mod rate_limit;
+pub mod rules;
 pub mod score;
 pub mod state;
 pub mod tenancy;
@@ -174,6 +176,7 @@ pub async fn serve(
         jwt,
         targets: TargetPolicy::from(&settings),
         public_url: config.effective_public_url(),
+        rate_limits: rate_limit::RateLimits::default(),
     };
     let schema = graphql::schema(app.clone());
     let router = Router::new()
@@ -185,7 +188,8 @@ pub async fn serve(
         .route("/graphql/ws", get(graphql::graphql_ws))
         .route(
             "/inbound/{token}",
-            post(intake::inbound).layer(DefaultBodyLimit::max(intake::BODY_LIMIT)),
+            post(intake::inbound)
+                .layer((intake::cors(), DefaultBodyLimit::max(intake::BODY_LIMIT))),
         )
         .layer(Extension(schema))
         .with_state(app);

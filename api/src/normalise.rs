@@ -195,12 +195,57 @@ fn fold(key: &str) -> String {
         .collect()
 }
 
-fn known_field(key: &str) -> Option<Field> {
+fn known_field(key: &str, extra: &Aliases) -> Option<Field> {
     let folded = fold(key);
-    ALIASES
+    extra
+        .0
         .iter()
+        .map(|(alias, field)| (alias.as_str(), *field))
+        .chain(ALIASES.iter().copied())
         .find(|(alias, _)| *alias == folded)
-        .map(|(_, field)| *field)
+        .map(|(_, field)| field)
+}
+
+/// One list's extra aliases (folded name → field), consulted before the built-in table.
+#[derive(Debug, Default, Clone)]
+pub struct Aliases(Vec<(String, Field)>);
+
+impl Aliases {
+    /// Reads `(from, to)` pairs; `to` is a standard field (`email`, `name`, `first_name`,
+    /// `last_name`, `phone`, `company`) or a canonical extra one (`cnpj`, `state`, …).
+    /// The error says which pair does not fit.
+    pub fn new<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self, String> {
+        pairs
+            .into_iter()
+            .map(|(from, to)| {
+                let folded = fold(from);
+                if folded.is_empty() {
+                    return Err(format!("{from:?} has no letters or digits"));
+                }
+                let field = target(to).ok_or_else(|| format!("{to:?} is not a known field"))?;
+                Ok((folded, field))
+            })
+            .collect::<Result<_, _>>()
+            .map(Aliases)
+    }
+}
+
+/// The field a canonical name stands for.
+fn target(name: &str) -> Option<Field> {
+    Some(match name {
+        "email" => Field::Email,
+        "name" => Field::Name,
+        "first_name" => Field::FirstName,
+        "last_name" => Field::LastName,
+        "phone" => Field::Phone,
+        "company" => Field::Company,
+        other => {
+            return ALIASES.iter().find_map(|(_, field)| match field {
+                Field::Custom(key) if *key == other => Some(*field),
+                _ => None,
+            });
+        }
+    })
 }
 
 /// Opens wrapper objects in place: their members take the wrapper's position, siblings
@@ -242,13 +287,14 @@ fn trimmed(value: Value) -> Value {
 
 /// Maps field names to the standard fields; keeps everything else in `custom_fields`.
 /// The first value of a field wins; a later one stays a custom field under its own name.
-/// `first_name` and `last_name` become the name when no full name was sent.
-pub fn normalise(fields: Vec<(String, Value)>) -> Normalised {
+/// `first_name` and `last_name` become the name when no full name was sent. `extra` are
+/// the list's own aliases.
+pub fn normalise(fields: Vec<(String, Value)>, extra: &Aliases) -> Normalised {
     let mut lead = Normalised::default();
     let (mut first, mut last) = (None, None);
     for (key, value) in unwrap_nested(fields) {
         let value = trimmed(value);
-        let slot = match known_field(&key) {
+        let slot = match known_field(&key, extra) {
             Some(Field::Email) => &mut lead.email,
             Some(Field::Name) => &mut lead.name,
             Some(Field::FirstName) => &mut first,
@@ -290,6 +336,52 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
+
+    /// The normaliser with the built-in aliases only.
+    fn normalise(fields: Vec<(String, Value)>) -> Normalised {
+        super::normalise(fields, &Aliases::default())
+    }
+
+    #[test]
+    fn list_aliases_come_before_the_built_in_table() {
+        let extra = Aliases::new([
+            ("Celular do Pai", "phone"),
+            ("email", "cpf"),
+            ("UF", "state"),
+        ])
+        .expect("valid aliases");
+        let lead = super::normalise(
+            fields(&[
+                ("celular_do_pai", json!("11 98765-4321")),
+                ("email", json!("123")),
+                ("uf", json!("PE")),
+            ]),
+            &extra,
+        );
+        assert_eq!(lead.phone.as_deref(), Some("11 98765-4321"));
+        assert_eq!(lead.email, None);
+        assert_eq!(lead.custom_fields["cpf"], json!("123"));
+        assert_eq!(lead.custom_fields["state"], json!("PE"));
+    }
+
+    #[test]
+    fn bad_list_aliases_are_named() {
+        let cases = [
+            (
+                "unknown target",
+                ("x", "shoe_size"),
+                "\"shoe_size\" is not a known field",
+            ),
+            (
+                "empty source",
+                ("--", "email"),
+                "\"--\" has no letters or digits",
+            ),
+        ];
+        for (case, pair, expected) in cases {
+            assert_eq!(Aliases::new([pair]).unwrap_err(), expected, "{case}");
+        }
+    }
 
     fn fields(pairs: &[(&str, Value)]) -> Vec<(String, Value)> {
         pairs
@@ -334,9 +426,13 @@ mod tests {
             ("UF", Field::Custom("state")),
         ];
         for (name, expected) in cases {
-            assert_eq!(known_field(name), Some(*expected), "{name}");
+            assert_eq!(
+                known_field(name, &Aliases::default()),
+                Some(*expected),
+                "{name}"
+            );
         }
-        assert_eq!(known_field("utm_source"), None);
+        assert_eq!(known_field("utm_source", &Aliases::default()), None);
     }
 
     #[test]

@@ -17,4 +17,6 @@ pub struct AppState {
     pub targets: TargetPolicy,
     /// Base of `inboundUrl`, without a trailing slash.
     pub public_url: String,
+    /// Inbound token buckets of the lists with a rate limit.
+    pub rate_limits: crate::rate_limit::RateLimits,
 }

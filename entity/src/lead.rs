@@ -20,6 +20,10 @@ pub struct Model {
     /// The points behind `score`, one readable reason each (a JSON array of strings).
     pub score_reasons: Json,
     pub status: LeadStatus,
+    /// Why a lead was disqualified or is a duplicate (a JSON array of strings).
+    pub reasons: Json,
+    /// The earlier lead a DUPLICATE repeats.
+    pub duplicate_of: Option<String>,
     pub is_test: bool,
     pub source_ip: Option<String>,
     pub raw_body: String,

@@ -4,6 +4,7 @@
 pub mod delivery;
 pub mod delivery_attempt;
 pub mod enums;
+pub mod idempotency_key;
 pub mod integration;
 pub mod integration_header;
 pub mod lead;

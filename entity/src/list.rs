@@ -2,7 +2,7 @@
 
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "lists")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
@@ -13,6 +13,24 @@ pub struct Model {
     #[sea_orm(unique)]
     pub inbound_token: String,
     pub default_phone_region: String,
+    /// Leads scoring below this are DISQUALIFIED.
+    pub min_score: i32,
+    /// Verification keys that must be true (a JSON array of strings).
+    pub required_checks: Json,
+    /// Fields that must be present (a JSON array of strings).
+    pub required_fields: Json,
+    /// How far back a lead counts as the original of a new one; 0 turns dedupe off.
+    pub dedupe_window_days: i32,
+    /// The fields compared to find a duplicate, any one matching (a JSON array).
+    pub dedupe_fields: Json,
+    /// Extra field aliases, `[{"from": …, "to": …}]`, consulted before the built-in table.
+    pub aliases: Json,
+    /// SHA-256 (hex) of the key required in `X-API-Key`; none when not required.
+    pub api_key_hash: Option<String>,
+    /// Where plain HTML form posts are redirected (303) after intake.
+    pub thank_you_url: Option<String>,
+    /// Inbound posts allowed per minute (a token bucket per api process); none: no limit.
+    pub rate_limit_per_minute: Option<i32>,
     pub created_at: DateTimeUtc,
 }
 

@@ -7,6 +7,8 @@ mod m0001_initial;
 mod m0002_delivery_engine;
 mod m0003_waiting_index;
 mod m0004_lead_score_reasons;
+mod m0005_intake_rules;
+mod m0006_list_rate_limit;
 
 /// The ordered set of LeadRelay migrations.
 pub struct Migrator;
@@ -19,6 +21,8 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_delivery_engine::Migration),
             Box::new(m0003_waiting_index::Migration),
             Box::new(m0004_lead_score_reasons::Migration),
+            Box::new(m0005_intake_rules::Migration),
+            Box::new(m0006_list_rate_limit::Migration),
         ]
     }
 }

@@ -295,6 +295,30 @@ impl TestApp {
         }
     }
 
+    /// Runs `updateList` with `input`; returns the whole response, errors included.
+    pub async fn update_list(&self, session: &Session, list_id: &str, input: Value) -> Value {
+        self.gql(
+            Some(&session.token),
+            "mutation($id: ID!, $input: UpdateListInput!) { updateList(id: $id, input: $input) {
+                id minScore requiredChecks requiredFields dedupeWindowDays dedupeFields
+                aliases { from to } requireApiKey apiKey thankYouUrl inboundUrl } }",
+            json!({ "id": list_id, "input": input }),
+        )
+        .await
+    }
+
+    /// A lead as the API shows it, with its deliveries' ids.
+    pub async fn lead(&self, session: &Session, lead_id: &str) -> Value {
+        self.gql_ok(
+            &session.token,
+            "query($id: ID!) { lead(id: $id) { id status score reasons duplicateOf email phone
+                customFields deliveries { id } } }",
+            json!({ "id": lead_id }),
+        )
+        .await["lead"]
+            .clone()
+    }
+
     /// Creates a WEBHOOK integration to `url` with `headers` (`[(name, value)]`).
     pub async fn create_integration(
         &self,

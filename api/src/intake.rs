@@ -380,19 +380,22 @@ async fn lock_keys(
     list_id: &str,
     keys: Vec<(String, String)>,
 ) -> ApiResult<()> {
-    if txn.get_database_backend() != DbBackend::Postgres {
+    if keys.is_empty() || txn.get_database_backend() != DbBackend::Postgres {
         return Ok(());
     }
-    let mut keys: Vec<String> = keys.iter().map(|(f, v)| format!("{f}:{v}")).collect();
+    let mut keys: Vec<String> = keys
+        .iter()
+        .map(|(f, v)| format!("{list_id}:{f}:{v}"))
+        .collect();
     keys.sort_unstable();
-    for key in keys {
-        txn.execute_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            "SELECT pg_advisory_xact_lock(hashtext($1 || ':' || $2))",
-            [list_id.into(), key.into()],
-        ))
-        .await?;
-    }
+    // Every key in one round trip, locked in the array's (sorted) order.
+    let keys = serde_json::to_string(&keys).map_err(|e| ApiError::internal("dedupe keys", e))?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT pg_advisory_xact_lock(hashtext(k)) FROM jsonb_array_elements_text($1::jsonb) AS k",
+        [keys.into()],
+    ))
+    .await?;
     Ok(())
 }
 

@@ -141,6 +141,12 @@ impl Config {
             }
             _ => {}
         }
+        if self.database_url.is_some() && self.delivery.secret_key.is_none() {
+            return err(
+                "LEADRELAY_SECRET_KEY",
+                "is required when LEADRELAY_DATABASE_URL is set (32 bytes as 64 hex digits or base64, the same for every api and worker)",
+            );
+        }
         if self.redis_url.is_none() && self.embedded_worker == Some(false) {
             return err(
                 "LEADRELAY_EMBEDDED_WORKER",
@@ -192,6 +198,25 @@ mod tests {
             .validate()
             .unwrap_err();
         assert_eq!(e.setting, "LEADRELAY_JWT_SECRET");
+    }
+
+    #[test]
+    fn postgres_without_secret_key_names_the_setting() {
+        let jwt = "0123456789abcdef0123456789abcdef";
+        let base = [
+            "--database-url",
+            "postgres://localhost/x",
+            "--jwt-secret",
+            jwt,
+        ];
+        let e = parse(&base).validate().unwrap_err();
+        assert_eq!(e.setting, "LEADRELAY_SECRET_KEY");
+        let key = "ab".repeat(32);
+        let mut with_key = base.to_vec();
+        with_key.extend(["--secret-key", &key]);
+        parse(&with_key).validate().unwrap();
+        let bad = Config::try_parse_from(["leadrelay-api", "--secret-key", "short"]).unwrap_err();
+        assert!(bad.to_string().contains("32 bytes"), "{bad}");
     }
 
     #[test]

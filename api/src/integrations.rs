@@ -18,10 +18,16 @@ use futures::{Stream, StreamExt};
 use leadrelay_entity::{
     DeliveryStatus, IntegrationKind, Role, delivery, integration, integration_header, list,
 };
-use leadrelay_worker::{Event, ids::new_id, secrets, signing, targets::TargetPolicy};
+use leadrelay_worker::{
+    Event,
+    ids::new_id,
+    secrets::{self, SecretKey},
+    signing,
+    targets::TargetPolicy,
+};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait, sea_query::Expr,
 };
 use std::ops::RangeInclusive;
 
@@ -104,11 +110,21 @@ impl Integration {
             .order_by_asc(integration_header::Column::Position)
             .all(&state(ctx).db)
             .await?;
+        let key = &state(ctx).secret_key;
         Ok(rows
             .into_iter()
-            .map(|h| Header {
-                value_preview: secrets::preview(&h.value),
-                name: h.name,
+            .map(|h| {
+                // A value that does not open (sealed under another key) shows nothing.
+                let value = key
+                    .open(
+                        &h.value,
+                        &secrets::header_context(&h.integration_id, &h.name),
+                    )
+                    .unwrap_or_default();
+                Header {
+                    value_preview: secrets::preview(&value),
+                    name: h.name,
+                }
             })
             .collect())
     }
@@ -232,8 +248,10 @@ fn valid_headers(headers: &[HeaderInput]) -> ApiResult<Vec<(String, String)>> {
         .collect()
 }
 
+/// Replaces an integration's headers, their values sealed with `key`.
 async fn replace_headers(
     db: &impl ConnectionTrait,
+    key: &SecretKey,
     tenant_id: &str,
     integration_id: &str,
     headers: Vec<(String, String)>,
@@ -255,13 +273,38 @@ async fn replace_headers(
                 tenant_id: Set(tenant_id.to_owned()),
                 integration_id: Set(integration_id.to_owned()),
                 position: Set(i32::try_from(i).unwrap_or(i32::MAX)),
+                value: Set(key.seal(&value, &secrets::header_context(integration_id, &name))),
                 name: Set(name),
-                value: Set(value),
             });
     integration_header::Entity::insert_many(rows)
         .exec_without_returning(db)
         .await?;
     Ok(())
+}
+
+/// Seals the header values stored in plain text before sealing existed; returns how
+/// many. Run at startup, so every value at rest is sealed.
+pub async fn seal_plain_headers(db: &impl ConnectionTrait, key: &SecretKey) -> ApiResult<usize> {
+    let plain: Vec<integration_header::Model> = integration_header::Entity::find()
+        .all(db)
+        .await?
+        .into_iter()
+        .filter(|h| !secrets::is_sealed(&h.value))
+        .collect();
+    for h in &plain {
+        integration_header::Entity::update_many()
+            .col_expr(
+                integration_header::Column::Value,
+                Expr::value(key.seal(
+                    &h.value,
+                    &secrets::header_context(&h.integration_id, &h.name),
+                )),
+            )
+            .filter(integration_header::Column::Id.eq(h.id.as_str()))
+            .exec(db)
+            .await?;
+    }
+    Ok(plain.len())
 }
 
 /// `integration`.
@@ -332,7 +375,7 @@ impl IntegrationMutation {
         };
         let txn = app.db.begin().await?;
         let model = model.insert(&txn).await?;
-        replace_headers(&txn, &auth.tenant_id, &model.id, headers).await?;
+        replace_headers(&txn, &app.secret_key, &auth.tenant_id, &model.id, headers).await?;
         txn.commit().await?;
         Ok(model.into())
     }
@@ -387,7 +430,7 @@ impl IntegrationMutation {
         let txn = app.db.begin().await?;
         let model = model.update(&txn).await?;
         if let Some(headers) = headers {
-            replace_headers(&txn, &auth.tenant_id, &model.id, headers).await?;
+            replace_headers(&txn, &app.secret_key, &auth.tenant_id, &model.id, headers).await?;
         }
         txn.commit().await?;
         if reactivated {

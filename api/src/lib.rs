@@ -32,7 +32,8 @@ use axum::{
 };
 use leadrelay_migration::{Migrator, MigratorTrait};
 use leadrelay_worker::{
-    Engine, EventBus, Queue, db, heartbeat, queue, server, targets::TargetPolicy,
+    Engine, EventBus, Queue, db, heartbeat, queue, secrets::SecretKey, server,
+    targets::TargetPolicy,
 };
 use std::{future::Future, path::Path, sync::Arc};
 use tokio::net::TcpListener;
@@ -68,29 +69,54 @@ fn jwt_secret(config: &Config) -> anyhow::Result<Vec<u8>> {
     if let Some(secret) = &config.jwt_secret {
         return Ok(secret.as_bytes().to_vec());
     }
-    let path = config.data_dir.join("jwt_secret");
-    read_or_create_secret(&path)
+    stored_secret(
+        &config.data_dir.join("jwt_secret"),
+        |text| (text.len() >= 32).then(|| text.as_bytes().to_vec()),
+        || {
+            let secret = format!(
+                "{}{}",
+                uuid::Uuid::new_v4().simple(),
+                uuid::Uuid::new_v4().simple()
+            );
+            (secret.clone().into_bytes(), secret)
+        },
+    )
 }
 
-fn read_or_create_secret(path: &Path) -> anyhow::Result<Vec<u8>> {
-    if let Ok(existing) = std::fs::read_to_string(path) {
-        let existing = existing.trim();
-        if existing.len() >= 32 {
-            return Ok(existing.as_bytes().to_vec());
-        }
+/// The key header values are sealed with: configured, or generated once into the data
+/// dir (embedded mode; `validate` requires it with a database URL).
+fn secret_key(config: &Config) -> anyhow::Result<SecretKey> {
+    if let Some(key) = &config.delivery.secret_key {
+        return Ok(key.clone());
     }
-    let secret = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
-    std::fs::write(path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    stored_secret(
+        &config.data_dir.join("secret_key"),
+        |text| SecretKey::parse(text).ok(),
+        SecretKey::generate,
+    )
+}
+
+/// A secret kept in the data dir: the file's, when it parses, else a generated one
+/// written there (readable by its owner only).
+fn stored_secret<T>(
+    path: &Path,
+    parse: impl Fn(&str) -> Option<T>,
+    generate: impl FnOnce() -> (T, String),
+) -> anyhow::Result<T> {
+    if let Some(existing) = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| parse(text.trim()))
+    {
+        return Ok(existing);
+    }
+    let (secret, text) = generate();
+    std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     }
-    Ok(secret.into_bytes())
+    Ok(secret)
 }
 
 /// Serves LeadRelay on `listener` until `shutdown` resolves: migrates the database,
@@ -109,7 +135,12 @@ pub async fn serve(
         .await
         .context("applying migrations")?;
     let jwt = Arc::new(auth::Jwt::new(&jwt_secret(&config)?));
-    let settings = config.delivery.clone();
+    let mut settings = config.delivery.clone();
+    let secret_key = secret_key(&config)?;
+    settings.secret_key = Some(secret_key.clone());
+    integrations::seal_plain_headers(&db, &secret_key)
+        .await
+        .context("sealing header values stored before sealing existed")?;
     let runs_worker = config.runs_worker();
 
     let (queue, events, redis, local_jobs) = match &config.redis_url {
@@ -177,6 +208,7 @@ pub async fn serve(
         targets: TargetPolicy::from(&settings),
         public_url: config.effective_public_url(),
         rate_limits: rate_limit::RateLimits::default(),
+        secret_key,
     };
     let schema = graphql::schema(app.clone());
     let router = Router::new()

@@ -19,4 +19,6 @@ pub struct AppState {
     pub public_url: String,
     /// Inbound token buckets of the lists with a rate limit.
     pub rate_limits: crate::rate_limit::RateLimits,
+    /// Seals and opens integration header values.
+    pub secret_key: leadrelay_worker::secrets::SecretKey,
 }

@@ -50,6 +50,8 @@ pub async fn free_port() -> u16 {
 
 /// A JWT secret for test processes.
 pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+/// `LEADRELAY_SECRET_KEY` of test and bench processes on PostgreSQL (64 hex digits).
+pub const SECRET_KEY: &str = "6c65616472656c61792d746573742d6b65792d6f6e6c792d6e6f742d70726f64";
 
 /// Polls `probe` until it yields a value or `timeout` passes (then panics naming `what`).
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
@@ -177,6 +179,8 @@ impl TestApp {
                 database_url.clone(),
                 "--jwt-secret".into(),
                 JWT_SECRET.into(),
+                "--secret-key".into(),
+                SECRET_KEY.into(),
             ]);
             args.extend(["--redis-url".into(), redis_url.to_owned()]);
             args.extend([
@@ -530,6 +534,7 @@ impl WorkerProcess {
             .env("LEADRELAY_REDIS_PREFIX", redis_prefix)
             .env("LEADRELAY_BIND", format!("127.0.0.1:{port}"))
             .env("LEADRELAY_ALLOW_INSECURE_TARGETS", "true")
+            .env("LEADRELAY_SECRET_KEY", SECRET_KEY)
             // Tests run in parallel against one PostgreSQL (100 connections).
             .env("LEADRELAY_DB_POOL", "4")
             .env("RUST_LOG", "warn")

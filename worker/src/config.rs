@@ -1,7 +1,7 @@
 //! Settings of the delivery engine, shared by `leadrelay-worker` and the api's embedded
 //! worker (flattened into both command lines, each also a `LEADRELAY_*` variable).
 
-use crate::{outbound::ExtraCa, resolver::DnsOverride, targets::TargetPolicy};
+use crate::{outbound::ExtraCa, resolver::DnsOverride, secrets::SecretKey, targets::TargetPolicy};
 use ipnet::IpNet;
 use std::{
     net::{IpAddr, SocketAddr},
@@ -47,6 +47,11 @@ pub struct DeliverySettings {
     /// Prefix of every Redis key and channel, so several installations share one Redis.
     #[arg(long, env = "LEADRELAY_REDIS_PREFIX", default_value = "leadrelay")]
     pub redis_prefix: String,
+    /// The key that seals integration header values at rest (32 bytes as 64 hex digits
+    /// or base64). Required with PostgreSQL, the same in every api and worker process;
+    /// embedded mode generates one into its data dir.
+    #[arg(long, env = "LEADRELAY_SECRET_KEY", hide_env_values = true, value_parser = SecretKey::parse)]
+    pub secret_key: Option<SecretKey>,
 }
 
 /// Command line of the standalone `leadrelay-worker` process.

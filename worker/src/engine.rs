@@ -50,6 +50,8 @@ pub struct Engine {
     outbound: Outbound,
     queue: Queue,
     settings: DeliverySettings,
+    /// Opens the integrations' sealed header values.
+    secret_key: secrets::SecretKey,
     /// Rows this process has claimed and not yet settled (released on shutdown), with
     /// their integration's id.
     in_flight: Mutex<HashMap<String, String>>,
@@ -184,6 +186,10 @@ impl Engine {
         queue: Queue,
         settings: DeliverySettings,
     ) -> Result<Self, Error> {
+        let secret_key = settings.secret_key.clone().ok_or(Error::Config {
+            setting: "LEADRELAY_SECRET_KEY",
+            problem: "required: the key header values are sealed with (the api's)",
+        })?;
         let outbound = Outbound::new(
             TargetPolicy::from(&settings),
             settings.extra_ca_file.as_ref(),
@@ -195,6 +201,7 @@ impl Engine {
             outbound,
             queue,
             settings,
+            secret_key,
             in_flight: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
         })
@@ -281,7 +288,7 @@ impl Engine {
             .iter()
             .map(|(n, v)| ((*n).to_owned(), v.clone()))
             .collect();
-        request_headers.extend(headers.iter().map(|h| (h.name.clone(), h.value.clone())));
+        request_headers.extend(headers);
         let outcome = self
             .outbound
             .post(OutboundRequest {
@@ -412,7 +419,7 @@ impl Engine {
     async fn load(
         &self,
         d: &delivery::Model,
-    ) -> Result<(lead::Model, list::Model, Vec<integration_header::Model>), Error> {
+    ) -> Result<(lead::Model, list::Model, Vec<(String, String)>), Error> {
         let missing = |what: &str| {
             Error::Db(sea_orm::DbErr::RecordNotFound(format!(
                 "{what} of delivery {}",
@@ -431,8 +438,24 @@ impl Engine {
             .filter(integration_header::Column::IntegrationId.eq(&d.integration_id))
             .order_by_asc(integration_header::Column::Position)
             .all(&self.db)
-            .await?;
+            .await?
+            .into_iter()
+            .map(|h| self.open_header(h))
+            .collect::<Result<_, _>>()?;
         Ok((lead, list, headers))
+    }
+
+    /// A header's name and its value, opened with the secret key.
+    fn open_header(&self, h: integration_header::Model) -> Result<(String, String), Error> {
+        let context = secrets::header_context(&h.integration_id, &h.name);
+        match self.secret_key.open(&h.value, &context) {
+            Ok(value) => Ok((h.name, value)),
+            Err(source) => Err(Error::Unsealable {
+                integration_id: h.integration_id,
+                name: h.name,
+                source,
+            }),
+        }
     }
 
     /// [`Engine::settle_once`], tried again for up to half the lease while the database

@@ -13,4 +13,15 @@ pub enum Error {
     Client(String),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{setting}: {problem}")]
+    Config {
+        setting: &'static str,
+        problem: &'static str,
+    },
+    #[error("integration {integration_id}, header {name}: {source}")]
+    Unsealable {
+        integration_id: String,
+        name: String,
+        source: crate::secrets::Unsealable,
+    },
 }

@@ -4,7 +4,7 @@
 
 use crate::Options;
 use anyhow::{Context, Result, bail, ensure};
-use leadrelay_tests::{JWT_SECRET, RedisServer, database, free_port, redis_url};
+use leadrelay_tests::{JWT_SECRET, RedisServer, SECRET_KEY, database, free_port, redis_url};
 use sea_orm::sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
 use serde_json::{Value, json};
 use std::{
@@ -137,6 +137,7 @@ impl Stack {
             ("LEADRELAY_REDIS_URL", redis_url.clone()),
             ("LEADRELAY_REDIS_PREFIX", prefix.clone()),
             ("LEADRELAY_ALLOW_INSECURE_TARGETS", "true".to_owned()),
+            ("LEADRELAY_SECRET_KEY", SECRET_KEY.to_owned()),
             ("RUST_LOG", "warn".to_owned()),
         ];
         if setup.chaos {

@@ -2,6 +2,7 @@
 //! embedded mode the delivery worker too.
 
 pub mod auth;
+pub mod client_ip;
 pub mod config;
 pub mod deliveries;
 pub mod error;
@@ -109,6 +110,7 @@ pub async fn serve(
         .await
         .context("applying migrations")?;
     let jwt = Arc::new(auth::Jwt::new(&jwt_secret(&config)?));
+    let lookups = Arc::new(verify::Lookups::from_settings(&config.lookups)?);
     let settings = config.delivery.clone();
     let runs_worker = config.runs_worker();
 
@@ -177,6 +179,8 @@ pub async fn serve(
         targets: TargetPolicy::from(&settings),
         public_url: config.effective_public_url(),
         rate_limits: rate_limit::RateLimits::default(),
+        lookups,
+        trusted_proxies: client_ip::TrustedProxies::new(&config.lookups.trusted_proxies),
     };
     let schema = graphql::schema(app.clone());
     let router = Router::new()

@@ -1,6 +1,6 @@
 //! The one shared state, cloned into handlers and the GraphQL context.
 
-use crate::auth::Jwt;
+use crate::{auth::Jwt, client_ip::TrustedProxies, verify::Lookups};
 use leadrelay_worker::{EventBus, Queue, targets::TargetPolicy};
 use redis::aio::ConnectionManager;
 use sea_orm::DatabaseConnection;
@@ -19,4 +19,8 @@ pub struct AppState {
     pub public_url: String,
     /// Inbound token buckets of the lists with a rate limit.
     pub rate_limits: crate::rate_limit::RateLimits,
+    /// The configured verification lookups and their caches.
+    pub lookups: Arc<Lookups>,
+    /// Whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
 }

@@ -1,9 +1,16 @@
 //! The api's settings: every flag is also a `LEADRELAY_*` variable, and the defaults run
 //! the embedded mode (SQLite in the data dir, in-process queue and worker).
 
-use clap::{Parser, Subcommand};
-use leadrelay_worker::DeliverySettings;
-use std::{net::SocketAddr, path::PathBuf};
+use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
+use leadrelay_worker::{DeliverySettings, config::parse_cidr};
+use std::{
+    fmt,
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    str::FromStr,
+    time::Duration,
+};
 
 /// Command line of `leadrelay-api`.
 #[derive(Parser, Debug, Clone)]
@@ -57,6 +64,83 @@ pub struct Config {
     pub db_pool: u32,
     #[command(flatten)]
     pub delivery: DeliverySettings,
+    #[command(flatten)]
+    pub lookups: LookupSettings,
+}
+
+/// The network-backed verifications (all off by default: with none configured, intake
+/// touches no network) and where the client's address comes from.
+#[derive(Args, Debug, Clone)]
+pub struct LookupSettings {
+    /// Look up the MX (or A/AAAA) records of each lead's email domain; a domain that
+    /// cannot receive mail makes the email invalid.
+    #[arg(long, env = "LEADRELAY_MX_LOOKUP", default_value_t = false, action = clap::ArgAction::Set)]
+    pub mx_lookup: bool,
+    /// DNS server of the MX lookups (`ip` or `ip:port`). Default: the system's resolvers.
+    #[arg(long, env = "LEADRELAY_DNS_SERVER", value_parser = parse_dns_server)]
+    pub dns_server: Option<SocketAddr>,
+    /// Base URL of a CNPJ registry speaking BrasilAPI's `GET /api/cnpj/v1/{cnpj}`
+    /// (e.g. https://brasilapi.com.br). Unset: no registry lookup, `cnpj_status` null.
+    #[arg(long, env = "LEADRELAY_CNPJ_REGISTRY_URL")]
+    pub cnpj_registry_url: Option<String>,
+    /// Base URL of an IP reputation provider speaking proxycheck.io's v2 format
+    /// (`GET {base}/v2/{ip}?vpn=1&risk=1`). Unset: no provider lookup.
+    #[arg(long, env = "LEADRELAY_IP_PROVIDER_URL")]
+    pub ip_provider_url: Option<String>,
+    /// API key of the IP provider (sent as `key=`).
+    #[arg(long, env = "LEADRELAY_IP_PROVIDER_KEY", hide_env_values = true)]
+    pub ip_provider_key: Option<Secret>,
+    /// A MaxMind-format database (GeoIP2/GeoLite2 Anonymous-IP) read at start.
+    #[arg(long, env = "LEADRELAY_MAXMIND_DB")]
+    pub maxmind_db: Option<PathBuf>,
+    /// Longest wait for one network lookup; past it the field is null with a reason and
+    /// the lead goes on.
+    #[arg(long, env = "LEADRELAY_LOOKUP_TIMEOUT_MS", default_value_t = 1500, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub lookup_timeout_ms: u64,
+    /// Comma-separated CIDRs of reverse proxies whose `X-Forwarded-For` is believed
+    /// (e.g. 10.0.0.0/8,127.0.0.1/32). From any other peer the header is ignored.
+    #[arg(long, env = "LEADRELAY_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_cidr)]
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl LookupSettings {
+    /// The bound of each network lookup.
+    pub fn lookup_timeout(&self) -> Duration {
+        Duration::from_millis(self.lookup_timeout_ms)
+    }
+}
+
+/// A secret setting: its `Debug` never shows the value, so logging a config cannot leak
+/// it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(••••)")
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+/// `ip` (port 53) or `ip:port`.
+fn parse_dns_server(raw: &str) -> Result<SocketAddr, String> {
+    let raw = raw.trim();
+    raw.parse::<SocketAddr>()
+        .or_else(|_| raw.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| format!("{raw:?} is not an address like 10.0.0.2 or 127.0.0.1:5353"))
 }
 
 /// What `leadrelay-api` does; serving is the default.
@@ -161,6 +245,22 @@ impl Config {
         if self.db_pool == 0 {
             return err("LEADRELAY_DB_POOL", "must be at least 1");
         }
+        if let Some(url) = &self.lookups.cnpj_registry_url
+            && reqwest_url_ok(url).is_err()
+        {
+            return err(
+                "LEADRELAY_CNPJ_REGISTRY_URL",
+                "must be an absolute http(s) URL",
+            );
+        }
+        if let Some(url) = &self.lookups.ip_provider_url
+            && reqwest_url_ok(url).is_err()
+        {
+            return err(
+                "LEADRELAY_IP_PROVIDER_URL",
+                "must be an absolute http(s) URL",
+            );
+        }
         Ok(())
     }
 }
@@ -244,6 +344,71 @@ mod tests {
         .validate()
         .unwrap_err();
         assert_eq!(e.setting, "LEADRELAY_DATABASE_URL");
+    }
+
+    #[test]
+    fn lookups_are_off_by_default() {
+        let c = parse(&[]);
+        let l = &c.lookups;
+        assert!(!l.mx_lookup);
+        assert_eq!(
+            (&l.cnpj_registry_url, &l.ip_provider_url, &l.maxmind_db),
+            (&None, &None, &None)
+        );
+        assert_eq!(l.lookup_timeout(), Duration::from_millis(1500));
+        assert!(l.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn lookup_settings_parse() {
+        let c = parse(&[
+            "--trusted-proxies",
+            "10.0.0.0/8, 127.0.0.1",
+            "--dns-server",
+            "127.0.0.1:5353",
+            "--ip-provider-key",
+            "sekrit-key",
+            "--mx-lookup",
+            "true",
+        ]);
+        let l = &c.lookups;
+        assert_eq!(
+            l.trusted_proxies,
+            [
+                "10.0.0.0/8".parse::<IpNet>().unwrap(),
+                "127.0.0.1/32".parse().unwrap()
+            ]
+        );
+        assert_eq!(l.dns_server, Some("127.0.0.1:5353".parse().unwrap()));
+        assert_eq!(
+            parse(&["--dns-server", "10.0.0.2"])
+                .lookups
+                .dns_server
+                .map(|a| a.port()),
+            Some(53)
+        );
+        assert!(l.mx_lookup);
+        assert!(
+            !format!("{c:?}").contains("sekrit"),
+            "the key never shows in Debug"
+        );
+        for bad in [
+            ["--trusted-proxies", "10.0.0.0/33"],
+            ["--dns-server", "dns.example.com"],
+            ["--lookup-timeout-ms", "0"],
+        ] {
+            let mut all = vec!["leadrelay-api"];
+            all.extend_from_slice(&bad);
+            assert!(Config::try_parse_from(all).is_err(), "{bad:?}");
+        }
+        let e = parse(&["--cnpj-registry-url", "brasilapi.com.br"])
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.setting, "LEADRELAY_CNPJ_REGISTRY_URL");
+        let e = parse(&["--ip-provider-url", "ftp://x"])
+            .validate()
+            .unwrap_err();
+        assert_eq!(e.setting, "LEADRELAY_IP_PROVIDER_URL");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::{
     score::{self, Weights},
     state::AppState,
     tenancy::scoped,
-    verify::{self, phone::DEFAULT_REGION},
+    verify::phone::DEFAULT_REGION,
 };
 use axum::{
     Json,
@@ -177,7 +177,8 @@ pub async fn inbound(
         return Err(ApiError::Unprocessable("the lead has no fields".into()));
     }
     let region = list.default_phone_region.parse().unwrap_or(DEFAULT_REGION);
-    let (verifications, e164) = verify::verify(&fields, peer.ip(), region);
+    let source_ip = app.trusted_proxies.client_ip(peer.ip(), &headers);
+    let (verifications, e164) = app.lookups.verify(&fields, source_ip, region).await;
     let (score, score_reasons) = score::score(&fields, &verifications, &Weights::DEFAULT);
     if e164.is_some() {
         fields.phone = e164;
@@ -239,7 +240,7 @@ pub async fn inbound(
         reasons: Set(json!(reasons)),
         duplicate_of: Set(duplicate_of),
         is_test: Set(false),
-        source_ip: Set(Some(peer.ip().to_string())),
+        source_ip: Set(Some(source_ip.to_string())),
         raw_body: Set(String::from_utf8_lossy(&body).into_owned()),
         created_at: Set(now),
         qualified_at: Set(qualified.then_some(now)),

@@ -2,6 +2,7 @@
 //! embedded mode the delivery worker too.
 
 pub mod auth;
+pub mod client_ip;
 pub mod config;
 pub mod deliveries;
 pub mod error;
@@ -141,6 +142,7 @@ pub async fn serve(
     integrations::seal_plain_headers(&db, &secret_key)
         .await
         .context("sealing header values stored before sealing existed")?;
+    let lookups = Arc::new(verify::Lookups::from_settings(&config.lookups)?);
     let runs_worker = config.runs_worker();
 
     let (queue, events, redis, local_jobs) = match &config.redis_url {
@@ -209,6 +211,8 @@ pub async fn serve(
         public_url: config.effective_public_url(),
         rate_limits: rate_limit::RateLimits::default(),
         secret_key,
+        lookups,
+        trusted_proxies: client_ip::TrustedProxies::new(&config.lookups.trusted_proxies),
     };
     let schema = graphql::schema(app.clone());
     let router = Router::new()

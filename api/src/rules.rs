@@ -5,7 +5,7 @@ use crate::{
     error::{ApiError, ApiResult},
     input,
     normalise::Normalised,
-    verify::Verifications,
+    verify::{Verifications, registry::CnpjStatus},
 };
 use leadrelay_entity::list;
 use serde_json::Value;
@@ -17,6 +17,8 @@ pub const CHECKS: &[&str] = &[
     "cnpj_valid",
     "email_not_disposable",
     "email_not_role",
+    "cnpj_active",
+    "ip_not_anonymous",
 ];
 
 /// Fields a duplicate can be matched on (any one equal makes a duplicate).
@@ -30,6 +32,13 @@ fn check(name: &str, v: &Verifications) -> Option<bool> {
         "cnpj_valid" => v.cnpj_valid,
         "email_not_disposable" => v.email_disposable.map(|d| !d),
         "email_not_role" => v.email_role.map(|r| !r),
+        // Not done without the registry lookup, or when it gave no answer.
+        "cnpj_active" => v.cnpj_status.map(|s| s == CnpjStatus::Active),
+        // Not done without an IP database or provider, or for a local source.
+        "ip_not_anonymous" => match (v.ip_proxy, v.ip_vpn) {
+            (None, None) => None,
+            (proxy, vpn) => Some(proxy != Some(true) && vpn != Some(true)),
+        },
         _ => None,
     }
 }
@@ -240,6 +249,33 @@ mod tests {
             let (v, _) = verify(lead, [127, 0, 0, 1].into(), Region::BR);
             assert_eq!(reasons(&list, lead, &v, score), expected, "{case}");
         }
+    }
+
+    #[test]
+    fn lookup_checks_are_not_done_without_their_lookup() {
+        let good = lead(Some("ana@example.com"), None);
+        let (mut v, _) = verify(&good, [8, 8, 8, 8].into(), Region::BR);
+        let l = list(0, &["cnpj_active", "ip_not_anonymous"], &[]);
+        assert_eq!(
+            reasons(&l, &good, &v, 0),
+            [
+                "required check cnpj_active not done",
+                "required check ip_not_anonymous not done"
+            ]
+        );
+        v.cnpj_status = Some(CnpjStatus::Active);
+        v.ip_proxy = Some(false);
+        v.ip_vpn = Some(false);
+        assert!(reasons(&l, &good, &v, 0).is_empty());
+        v.cnpj_status = Some(CnpjStatus::Suspended);
+        v.ip_vpn = Some(true);
+        assert_eq!(
+            reasons(&l, &good, &v, 0),
+            [
+                "required check cnpj_active failed",
+                "required check ip_not_anonymous failed"
+            ]
+        );
     }
 
     #[test]

@@ -1,9 +1,14 @@
 //! The lead score, 0–100: transparent points per check and for completeness, each with
 //! a reason the seller and the buyer can read (`"email valid: +30"`). A check that was
 //! not done costs nothing where its absence says nothing about the lead (a local source
-//! IP), and earns nothing where the seller left a field out.
+//! IP), and earns nothing where the seller left a field out. The lookups' findings (a
+//! proxy or VPN source, the company's registry status) only add points or reasons when
+//! a lookup was done, so a lead scores as before where none is configured.
 
-use crate::{normalise::Normalised, verify::Verifications};
+use crate::{
+    normalise::Normalised,
+    verify::{Verifications, registry::CnpjStatus, registry::reason::NOT_FOUND},
+};
 
 /// Points per check. Per-list weights are a later step; [`Weights::DEFAULT`] adds up to
 /// 100 for a complete, valid lead with a CNPJ (90 without one).
@@ -20,6 +25,14 @@ pub struct Weights {
     pub ip_clean: i32,
     /// Per standard field present: email, phone, name, company.
     pub per_field: i32,
+    /// Earned when the registry says the company is active.
+    pub cnpj_active: i32,
+    /// Taken off when the registry says it is not active, or does not know it.
+    pub cnpj_inactive: i32,
+    /// Taken off a source that is a proxy or Tor exit.
+    pub ip_proxy: i32,
+    /// Taken off a source that is a VPN.
+    pub ip_vpn: i32,
 }
 
 impl Weights {
@@ -32,6 +45,10 @@ impl Weights {
         cnpj_invalid: 10,
         ip_clean: 10,
         per_field: 5,
+        cnpj_active: 5,
+        cnpj_inactive: 20,
+        ip_proxy: 20,
+        ip_vpn: 15,
     };
 }
 
@@ -56,6 +73,18 @@ pub fn score(lead: &Normalised, v: &Verifications, w: &Weights) -> (i32, Vec<Str
         Some(false) => ("cnpj invalid".to_owned(), -w.cnpj_invalid),
         None => ("no cnpj".to_owned(), 0),
     });
+    match v.cnpj_status {
+        Some(CnpjStatus::Active) => points.push(("cnpj active".to_owned(), w.cnpj_active)),
+        Some(status) => points.push((
+            format!("cnpj {} in the registry", cnpj_status_word(status)),
+            -w.cnpj_inactive,
+        )),
+        None if v.cnpj_reasons.contains(&NOT_FOUND) => points.push((
+            "cnpj not found in the registry".to_owned(),
+            -w.cnpj_inactive,
+        )),
+        None => {}
+    }
     points.push(match v.ip_risk_score {
         Some(risk) => (
             format!("ip risk {risk}"),
@@ -63,6 +92,12 @@ pub fn score(lead: &Normalised, v: &Verifications, w: &Weights) -> (i32, Vec<Str
         ),
         None => ("ip not assessed".to_owned(), w.ip_clean),
     });
+    if v.ip_proxy == Some(true) {
+        points.push(("ip is a proxy".to_owned(), -w.ip_proxy));
+    }
+    if v.ip_vpn == Some(true) {
+        points.push(("ip is a vpn".to_owned(), -w.ip_vpn));
+    }
     let present = [&lead.email, &lead.phone, &lead.name, &lead.company]
         .iter()
         .filter(|f| f.is_some())
@@ -79,6 +114,17 @@ pub fn score(lead: &Normalised, v: &Verifications, w: &Weights) -> (i32, Vec<Str
         .map(|(what, p)| format!("{what}: {p:+}"))
         .collect();
     (total, reasons)
+}
+
+/// How a reason names a status that is not active.
+fn cnpj_status_word(status: CnpjStatus) -> &'static str {
+    match status {
+        CnpjStatus::Active => "active",
+        CnpjStatus::Suspended => "suspended",
+        CnpjStatus::Unfit => "unfit",
+        CnpjStatus::Closed => "closed",
+        CnpjStatus::Void => "void",
+    }
 }
 
 #[cfg(test)]
@@ -207,5 +253,77 @@ mod tests {
                 "2/4 standard fields: +10",
             ]
         );
+    }
+
+    #[test]
+    fn lookup_findings_earn_and_cost_points() {
+        let lead = lead(
+            "ana@example.com",
+            "11987654321",
+            "Ana",
+            "ACME",
+            Some("11.222.333/0001-81"),
+        );
+        let (offline, _) = verify(&lead, [8, 8, 8, 8].into(), Region::BR);
+        let with = |change: &dyn Fn(&mut Verifications)| {
+            let mut v = offline.clone();
+            change(&mut v);
+            score(&lead, &v, &Weights::DEFAULT)
+        };
+        /// (case, change, score, the reason it adds)
+        type Case<'a> = (&'a str, &'a dyn Fn(&mut Verifications), i32, &'a str);
+        let cases: [Case; 6] = [
+            (
+                "active company",
+                &|v| v.cnpj_status = Some(CnpjStatus::Active),
+                100,
+                "cnpj active: +5",
+            ),
+            (
+                "closed company",
+                &|v| v.cnpj_status = Some(CnpjStatus::Closed),
+                80,
+                "cnpj closed in the registry: -20",
+            ),
+            (
+                "unknown to the registry",
+                &|v| v.cnpj_reasons.push(NOT_FOUND),
+                80,
+                "cnpj not found in the registry: -20",
+            ),
+            (
+                "vpn with risk 66",
+                &|v| {
+                    v.ip_vpn = Some(true);
+                    v.ip_proxy = Some(false);
+                    v.ip_risk_score = Some(66);
+                },
+                78,
+                "ip is a vpn: -15",
+            ),
+            (
+                "proxy with risk 100",
+                &|v| {
+                    v.ip_proxy = Some(true);
+                    v.ip_risk_score = Some(100);
+                },
+                70,
+                "ip is a proxy: -20",
+            ),
+            (
+                "a registry timeout costs nothing",
+                &|v| {
+                    v.cnpj_reasons
+                        .push(crate::verify::registry::reason::TIMEOUT)
+                },
+                100,
+                "cnpj valid: +10",
+            ),
+        ];
+        for (case, change, expected, reason) in cases {
+            let (got, reasons) = with(change);
+            assert_eq!(got, expected, "{case}: {reasons:?}");
+            assert!(reasons.iter().any(|r| r == reason), "{case}: {reasons:?}");
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! The one shared state, cloned into handlers and the GraphQL context.
 
-use crate::auth::Jwt;
+use crate::{auth::Jwt, client_ip::TrustedProxies, verify::Lookups};
 use leadrelay_worker::{EventBus, Queue, targets::TargetPolicy};
 use redis::aio::ConnectionManager;
 use sea_orm::DatabaseConnection;
@@ -21,4 +21,8 @@ pub struct AppState {
     pub rate_limits: crate::rate_limit::RateLimits,
     /// Seals and opens integration header values.
     pub secret_key: leadrelay_worker::secrets::SecretKey,
+    /// The configured verification lookups and their caches.
+    pub lookups: Arc<Lookups>,
+    /// Whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
 }

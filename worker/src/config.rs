@@ -97,8 +97,9 @@ fn parse_duration(raw: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{raw:?} is not a duration like 30s or 5m: {e}"))
 }
 
-/// A CIDR like `10.20.0.0/16`, or one address (`/32` or `/128`).
-fn parse_cidr(raw: &str) -> Result<IpNet, String> {
+/// A CIDR like `10.20.0.0/16`, or one address (`/32` or `/128`); shared with the api's
+/// CIDR settings.
+pub fn parse_cidr(raw: &str) -> Result<IpNet, String> {
     let raw = raw.trim();
     raw.parse::<IpNet>()
         .or_else(|_| raw.parse::<IpAddr>().map(IpNet::from))

@@ -16,14 +16,19 @@ fn check_digit(values: &[u32], weights: &[u32]) -> u32 {
     }
 }
 
+/// The CNPJ as registries take it: without punctuation or spaces, letters in upper
+/// case (`12.abc.345/01de-35` → `12ABC34501DE35`).
+pub fn canonical(text: &str) -> String {
+    text.chars()
+        .filter(|c| !matches!(c, '.' | '/' | '-' | ' '))
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
 /// Whether `text` is a CNPJ with correct check digits. A classic CNPJ of one repeated
 /// digit (`00.000.000/0000-00`) passes the arithmetic but is never issued, so it fails.
 pub fn is_valid(text: &str) -> bool {
-    let chars: Vec<char> = text
-        .chars()
-        .filter(|c| !matches!(c, '.' | '/' | '-' | ' '))
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
+    let chars: Vec<char> = canonical(text).chars().collect();
     if chars.len() != 14 {
         return false;
     }
@@ -74,6 +79,12 @@ mod tests {
         for (case, text, expected) in cases {
             assert_eq!(is_valid(text), expected, "{case}: {text}");
         }
+    }
+
+    #[test]
+    fn canonical_forms() {
+        assert_eq!(canonical("12.abc.345/01de-35"), "12ABC34501DE35");
+        assert_eq!(canonical(" 11.222.333/0001-81 "), "11222333000181");
     }
 
     /// An independent implementation: weights 2..=9 cycling from the right, as the

@@ -1,7 +1,7 @@
 //! Email checks: syntax as real mail systems accept it (RFC 5321 lengths, a dot-atom or
 //! quoted local part, a domain of at least two labels, no address literals), IDN domains
-//! converted to punycode, a disposable-domain list, and role accounts. MX lookups are a
-//! network check and not done here.
+//! converted to punycode, a disposable-domain list, and role accounts. The MX lookup is a
+//! network check, in [`super::mx`].
 
 use email_address::{EmailAddress, Options};
 use std::{collections::HashSet, sync::LazyLock};
@@ -71,6 +71,10 @@ pub mod reason {
     pub const DISPOSABLE: &str = "email_disposable";
     /// The mailbox belongs to a team or a machine.
     pub const ROLE: &str = "email_role_account";
+    /// The domain cannot receive mail: it does not exist, or has no MX and no address.
+    pub const NO_MX: &str = "email_no_mx";
+    /// The MX lookup failed or timed out; the address was judged without it.
+    pub const MX_UNCHECKED: &str = "email_mx_unchecked";
 }
 
 /// The outcome of the email checks.
@@ -136,6 +140,12 @@ pub fn check(address: &str) -> EmailCheck {
         role,
         reasons,
     }
+}
+
+/// The domain of `address` as DNS carries it (punycode).
+pub fn ascii_domain(address: &str) -> Option<String> {
+    let (_, domain) = address.rsplit_once('@')?;
+    idna::domain_to_ascii(domain).ok()
 }
 
 /// LDH labels of 1–63 characters and a top-level domain that is not all digits.

@@ -2,9 +2,22 @@
 //! link-local or shared (CGNAT) source is "not assessed": it says nothing about the
 //! lead (a proxy of our own, a local test), so it has no risk score and costs no points.
 //! A public source in a bogon or reserved range cannot be a real client and is flagged.
-//! Proxy and VPN detection need a provider or a database and stay null without one.
+//! Proxy and VPN detection need a provider or a database and stay null without one: a
+//! [`Reputation`] from either is merged in by [`crate::verify::Lookups`].
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// What is worth knowing about an address besides its score, proxy and VPN fields.
+pub mod reason {
+    /// A Tor exit node.
+    pub const TOR: &str = "ip_tor_exit_node";
+    /// A hosting or data-centre network.
+    pub const HOSTING: &str = "ip_hosting_provider";
+    /// The provider did not answer within the lookup timeout.
+    pub const PROVIDER_TIMEOUT: &str = "ip_provider_timeout";
+    /// The provider failed, refused (limit, key) or answered something unreadable.
+    pub const PROVIDER_FAILED: &str = "ip_provider_failed";
+}
 
 /// The risk of a source address in a bogon or reserved range.
 const BOGON_RISK: u8 = 100;
@@ -23,6 +36,30 @@ impl IpCheck {
     pub fn assessed(&self) -> bool {
         self.risk_score.is_some()
     }
+}
+
+/// What a database or a provider tells about a public address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reputation {
+    /// An open, residential or Tor proxy (a VPN is not counted here).
+    pub proxy: bool,
+    pub vpn: bool,
+    pub tor: bool,
+    /// A hosting or data-centre network: no person browses from there.
+    pub hosting: bool,
+    /// 0–100.
+    pub risk: u8,
+}
+
+impl Reputation {
+    /// Nothing against the address.
+    pub const CLEAN: Reputation = Reputation {
+        proxy: false,
+        vpn: false,
+        tor: false,
+        hosting: false,
+        risk: 0,
+    };
 }
 
 /// IPv4 ranges that are local to a network: not assessed.

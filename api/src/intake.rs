@@ -178,7 +178,8 @@ pub async fn inbound(
     }
     let region = list.default_phone_region.parse().unwrap_or(DEFAULT_REGION);
     let (verifications, e164) = verify::verify(&fields, peer.ip(), region);
-    let (score, score_reasons) = score::score(&fields, &verifications, &Weights::DEFAULT);
+    let weights = Weights::stored(&list.score_weights);
+    let (score, score_reasons) = score::score(&fields, &verifications, &weights);
     if e164.is_some() {
         fields.phone = e164;
     }

@@ -241,7 +241,8 @@ pub async fn inbound(
         duplicate_of: Set(duplicate_of),
         is_test: Set(false),
         source_ip: Set(Some(peer.ip().to_string())),
-        raw_body: Set(String::from_utf8_lossy(&body).into_owned()),
+        // PostgreSQL text cannot hold U+0000: shown as U+FFFD, like invalid UTF-8.
+        raw_body: Set(String::from_utf8_lossy(&body).replace('\0', "\u{fffd}")),
         created_at: Set(now),
         qualified_at: Set(qualified.then_some(now)),
     })

@@ -668,6 +668,27 @@ mod tests {
         }
     }
 
+    /// PostgreSQL's jsonb keeps numbers as `numeric` and gives them back in full decimal
+    /// form (the cases below are what it answers for them); a lead must read back as it was stored, or every later read of it (its
+    /// GraphQL view, its delivery, the duplicate check of the next lead) fails.
+    #[test]
+    fn numbers_read_back_from_jsonb() {
+        let zeros = |n: usize| "0".repeat(n);
+        let cases = [
+            ("f64::MAX", format!("17976931348623157{}", zeros(292)), f64::MAX),
+            ("f64::MIN", format!("-17976931348623157{}", zeros(292)), f64::MIN),
+            ("smallest subnormal", format!("0.{}5", zeros(323)), 5e-324),
+            ("past u64", "18446744073709552000".to_owned(), 1.8446744073709552e19),
+        ];
+        for (case, numeric, n) in cases {
+            let back: Result<Value, _> = serde_json::from_str(&numeric);
+            assert!(
+                matches!(&back, Ok(v) if v.as_f64() == Some(n)),
+                "{case}: read back as {back:?}"
+            );
+        }
+    }
+
     fn content_types() -> impl Strategy<Value = Option<String>> {
         proptest::option::of(prop_oneof![
             Just("application/json".to_owned()),

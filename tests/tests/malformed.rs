@@ -463,7 +463,16 @@ async fn post(http: &reqwest::Client, url: &str, attempt: Attempt) -> Answer {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_thousand_malformed_bodies_never_produce_a_5xx() {
+async fn a_thousand_malformed_bodies_never_produce_a_5xx_on_postgres() {
+    malformed_bodies_never_produce_a_5xx(TestApp::production().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_malformed_bodies_never_produce_a_5xx_on_sqlite() {
+    malformed_bodies_never_produce_a_5xx(TestApp::embedded().await).await;
+}
+
+async fn malformed_bodies_never_produce_a_5xx(app: TestApp) {
     let seed = std::env::var("LEADRELAY_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -471,7 +480,6 @@ async fn a_thousand_malformed_bodies_never_produce_a_5xx() {
     println!("malformed bodies: seed {seed} (replay with LEADRELAY_FUZZ_SEED={seed})");
     let mut rng = StdRng::seed_from_u64(seed);
 
-    let app = TestApp::production().await;
     let receiver = Receiver::start().await;
     let owner = app.signup().await;
     let list = app.create_list(&owner, "Fuzzed").await;

@@ -241,8 +241,18 @@ fn weights_of(list: &Value) -> serde_json::Map<String, Value> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn score_weights_per_list_drive_the_score_and_the_rules() {
-    let app = TestApp::production().await;
+async fn score_weights_per_list_drive_the_score_and_the_rules_on_postgres() {
+    score_weights_drive_the_score_and_the_rules(TestApp::production().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn score_weights_per_list_drive_the_score_and_the_rules_on_sqlite() {
+    score_weights_drive_the_score_and_the_rules(TestApp::embedded().await).await;
+}
+
+/// A list's own score weights: shown with the defaults, used for the score, its reasons
+/// and `minScore`, validated, private to the tenant, and reset by an empty list.
+async fn score_weights_drive_the_score_and_the_rules(app: TestApp) {
     let receiver = Receiver::start().await;
     let owner = app.signup().await;
     let list = app.create_list(&owner, "Weighted").await;

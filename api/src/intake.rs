@@ -675,10 +675,22 @@ mod tests {
     fn numbers_read_back_from_jsonb() {
         let zeros = |n: usize| "0".repeat(n);
         let cases = [
-            ("f64::MAX", format!("17976931348623157{}", zeros(292)), f64::MAX),
-            ("f64::MIN", format!("-17976931348623157{}", zeros(292)), f64::MIN),
+            (
+                "f64::MAX",
+                format!("17976931348623157{}", zeros(292)),
+                f64::MAX,
+            ),
+            (
+                "f64::MIN",
+                format!("-17976931348623157{}", zeros(292)),
+                f64::MIN,
+            ),
             ("smallest subnormal", format!("0.{}5", zeros(323)), 5e-324),
-            ("past u64", "18446744073709552000".to_owned(), 1.8446744073709552e19),
+            (
+                "past u64",
+                "18446744073709552000".to_owned(),
+                1.8446744073709552e19,
+            ),
         ];
         for (case, numeric, n) in cases {
             let back: Result<Value, _> = serde_json::from_str(&numeric);

@@ -293,6 +293,9 @@ mod tests {
         );
     }
 
+    /// `scoreWeights` as `(check, points)` pairs.
+    type Pairs = &'static [(&'static str, i32)];
+
     /// Weights from `scoreWeights` pairs, as a list stores and intake reads them.
     fn weights(pairs: &[(&str, i32)]) -> Weights {
         let stored = Weights::overrides(pairs.iter().copied()).expect("valid weights");
@@ -304,13 +307,17 @@ mod tests {
         let full = lead("ana@example.com", "11987654321", "Ana", "ACME", None);
         let role = lead("info@example.com", "11987654321", "Ana", "ACME", None);
         let bad_cnpj = lead("", "", "", "", Some("11.222.333/0001-82"));
-        let cases: [(&str, &[(&str, i32)], &Normalised, i32, &[&str]); 7] = [
+        let cases: [(&str, Pairs, &Normalised, i32, &[&str]); 7] = [
             (
                 "defaults",
                 &[],
                 &full,
                 90,
-                &["email valid: +30", "phone valid: +30", "4/4 standard fields: +20"],
+                &[
+                    "email valid: +30",
+                    "phone valid: +30",
+                    "4/4 standard fields: +20",
+                ],
             ),
             (
                 "email weighs more",
@@ -324,7 +331,11 @@ mod tests {
                 &[("phone_valid", 0), ("completeness", 0)],
                 &full,
                 40,
-                &["phone valid: +0", "4/4 standard fields: +0", "ip risk 0: +10"],
+                &[
+                    "phone valid: +0",
+                    "4/4 standard fields: +0",
+                    "ip risk 0: +10",
+                ],
             ),
             (
                 "clamped at 100",
@@ -345,7 +356,11 @@ mod tests {
                 &[("cnpj_invalid", 100), ("ip_clean", 0)],
                 &bad_cnpj,
                 0,
-                &["cnpj invalid: -100", "ip risk 0: +0", "0/4 standard fields: +0"],
+                &[
+                    "cnpj invalid: -100",
+                    "ip risk 0: +0",
+                    "0/4 standard fields: +0",
+                ],
             ),
             (
                 "ip weight, clamped",
@@ -360,22 +375,47 @@ mod tests {
             let (score, reasons) = score(lead, &v, &weights(pairs));
             assert_eq!(score, expected, "{case}: {reasons:?}");
             for reason in reasons_include {
-                assert!(reasons.iter().any(|r| r == reason), "{case}: {reason} not in {reasons:?}");
+                assert!(
+                    reasons.iter().any(|r| r == reason),
+                    "{case}: {reason} not in {reasons:?}"
+                );
             }
         }
     }
 
     #[test]
     fn weights_are_validated_naming_the_field() {
-        let cases: [(&str, &[(&str, i32)], &str); 5] = [
-            ("unknown check", &[("vibes", 10)], "scoreWeights: unknown check \"vibes\""),
-            ("negative points", &[("email_valid", -1)], "scoreWeights: points of email_valid must be between 0 and 100"),
-            ("too many points", &[("phone_valid", 101)], "scoreWeights: points of phone_valid"),
-            ("a check twice", &[("email_valid", 10), ("email_valid", 20)], "scoreWeights: email_valid is given more than once"),
-            ("a penalty out of range", &[("email_role", 1000)], "scoreWeights: points of email_role"),
+        let cases: [(&str, Pairs, &str); 5] = [
+            (
+                "unknown check",
+                &[("vibes", 10)],
+                "scoreWeights: unknown check \"vibes\"",
+            ),
+            (
+                "negative points",
+                &[("email_valid", -1)],
+                "scoreWeights: points of email_valid must be between 0 and 100",
+            ),
+            (
+                "too many points",
+                &[("phone_valid", 101)],
+                "scoreWeights: points of phone_valid",
+            ),
+            (
+                "a check twice",
+                &[("email_valid", 10), ("email_valid", 20)],
+                "scoreWeights: email_valid is given more than once",
+            ),
+            (
+                "a penalty out of range",
+                &[("email_role", 1000)],
+                "scoreWeights: points of email_role",
+            ),
         ];
         for (case, pairs, prefix) in cases {
-            let err = Weights::overrides(pairs.iter().copied()).expect_err(case).to_string();
+            let err = Weights::overrides(pairs.iter().copied())
+                .expect_err(case)
+                .to_string();
             assert!(err.starts_with(prefix), "{case}: {err}");
         }
         assert_eq!(
@@ -390,7 +430,11 @@ mod tests {
         let cases = [
             ("nothing stored", json!({}), Weights::DEFAULT),
             ("not an object", json!([1, 2]), Weights::DEFAULT),
-            ("junk ignored", json!({"vibes": 5, "email_valid": "x", "phone_valid": 500}), Weights::DEFAULT),
+            (
+                "junk ignored",
+                json!({"vibes": 5, "email_valid": "x", "phone_valid": 500}),
+                Weights::DEFAULT,
+            ),
             ("one override", json!({"phone_valid": 45}), {
                 let mut w = Weights::DEFAULT;
                 w.0[Weights::index("phone_valid").expect("a check")] = 45;
@@ -404,7 +448,9 @@ mod tests {
         let names: Vec<&str> = Weights::DEFAULT.iter().map(|(c, _)| c.name).collect();
         assert_eq!(names.len(), CHECKS.len());
         assert!(
-            Weights::DEFAULT.iter().all(|(c, p)| c.default == p && POINTS.contains(&p)),
+            Weights::DEFAULT
+                .iter()
+                .all(|(c, p)| c.default == p && POINTS.contains(&p)),
             "defaults are in range"
         );
     }
@@ -412,7 +458,12 @@ mod tests {
     #[test]
     fn check_names_are_unique() {
         for (i, check) in CHECKS.iter().enumerate() {
-            assert_eq!(Weights::index(check.name), Some(i), "{} is listed twice", check.name);
+            assert_eq!(
+                Weights::index(check.name),
+                Some(i),
+                "{} is listed twice",
+                check.name
+            );
         }
     }
 

@@ -65,8 +65,30 @@ fn random_bytes(rng: &mut StdRng, max: usize) -> Vec<u8> {
 /// Random text drawn from ASCII, controls, NUL, non-Latin scripts and emoji.
 fn random_text(rng: &mut StdRng, max: usize) -> String {
     const PIECES: &[&str] = &[
-        "a", "Z", "@", ".", " ", "\0", "\u{7f}", "\n", "\t", "\"", "\\", "é", "ç", "中", "🙂",
-        "\u{202e}", "\u{feff}", "%", "&", "=", "+", "{", "[", "\u{10ffff}",
+        "a",
+        "Z",
+        "@",
+        ".",
+        " ",
+        "\0",
+        "\u{7f}",
+        "\n",
+        "\t",
+        "\"",
+        "\\",
+        "é",
+        "ç",
+        "中",
+        "🙂",
+        "\u{202e}",
+        "\u{feff}",
+        "%",
+        "&",
+        "=",
+        "+",
+        "{",
+        "[",
+        "\u{10ffff}",
     ];
     (0..rng.random_range(0..=max))
         .map(|_| *PIECES.choose(rng).expect("pieces"))
@@ -76,8 +98,21 @@ fn random_text(rng: &mut StdRng, max: usize) -> String {
 /// A field name a lead source might use, or junk.
 fn random_key(rng: &mut StdRng) -> String {
     const KEYS: &[&str] = &[
-        "email", "phone", "name", "company", "cnpj", "nome", "telefone", "lead", "data", "",
-        "\0", "e-mail", "first_name", "last_name", "__proto__",
+        "email",
+        "phone",
+        "name",
+        "company",
+        "cnpj",
+        "nome",
+        "telefone",
+        "lead",
+        "data",
+        "",
+        "\0",
+        "e-mail",
+        "first_name",
+        "last_name",
+        "__proto__",
     ];
     if rng.random_bool(0.7) {
         (*KEYS.choose(rng).expect("keys")).to_owned()
@@ -260,9 +295,10 @@ fn generate(rng: &mut StdRng) -> Attempt {
                 1 => (format!("multipart/form-data; boundary={boundary}"), {
                     multipart_part(b"email", b"a@b.co", boundary)
                 }),
-                2 => (format!("multipart/form-data; boundary={}", "b".repeat(200)), {
-                    multipart_part(b"email", b"a@b.co", &"b".repeat(200))
-                }),
+                2 => (
+                    format!("multipart/form-data; boundary={}", "b".repeat(200)),
+                    { multipart_part(b"email", b"a@b.co", &"b".repeat(200)) },
+                ),
                 3 => (format!("multipart/form-data; boundary={boundary}"), {
                     let bad = *INVALID_UTF8.choose(rng).expect("bytes");
                     let mut b = multipart_part(bad, bad, boundary);
@@ -397,7 +433,10 @@ fn generate(rng: &mut StdRng) -> Attempt {
             for i in 0..n {
                 lead.insert(format!("k{i}"), json!(i));
             }
-            ("thousands of fields", Value::Object(lead).to_string().into_bytes())
+            (
+                "thousands of fields",
+                Value::Object(lead).to_string().into_bytes(),
+            )
         }
         17 => {
             content_type(&mut headers, JSON);
@@ -406,7 +445,10 @@ fn generate(rng: &mut StdRng) -> Attempt {
                 .map(|b| format!("%{b:02X}"))
                 .collect();
             query = Some(format!("{q}=%00&email=%FF&&=="));
-            ("junk query parameters", json_lead(rng).to_string().into_bytes())
+            (
+                "junk query parameters",
+                json_lead(rng).to_string().into_bytes(),
+            )
         }
         18 => {
             // An empty body in every content type (the query carries nothing either).
@@ -517,7 +559,10 @@ async fn malformed_bodies_never_produce_a_5xx(app: TestApp) {
             failures.push(format!("{} → {}: {excerpt}", answer.kind, answer.status));
         }
     }
-    println!("answers by status: {by_status:?} after {:?}", started.elapsed());
+    println!(
+        "answers by status: {by_status:?} after {:?}",
+        started.elapsed()
+    );
     assert!(
         failures.is_empty(),
         "seed {seed}: {} bad answers of {REQUESTS}:\n{}",

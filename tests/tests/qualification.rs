@@ -266,7 +266,10 @@ async fn score_weights_drive_the_score_and_the_rules(app: TestApp) {
         .post_lead(&list.inbound_url, &json!({"email": "ana@example.com"}))
         .await;
     assert_eq!(before["status"], "disqualified", "{before}");
-    assert_eq!(before["reasons"], json!(["score 45 is below the minimum 50"]));
+    assert_eq!(
+        before["reasons"],
+        json!(["score 45 is below the minimum 50"])
+    );
 
     let set = app
         .gql(
@@ -282,8 +285,16 @@ async fn score_weights_drive_the_score_and_the_rules(app: TestApp) {
     assert_eq!(shown["email_valid"], json!([40, 30]), "{set}");
     assert_eq!(shown["completeness"], json!([10, 5]), "{set}");
     assert_eq!(shown["phone_valid"], json!([0, 30]), "{set}");
-    assert_eq!(shown["cnpj_valid"], json!([10, 10]), "defaults shown: {set}");
-    assert_eq!(shown["email_role"], json!([10, 10]), "defaults shown: {set}");
+    assert_eq!(
+        shown["cnpj_valid"],
+        json!([10, 10]),
+        "defaults shown: {set}"
+    );
+    assert_eq!(
+        shown["email_role"],
+        json!([10, 10]),
+        "defaults shown: {set}"
+    );
     assert!(
         set["data"]["updateList"]["scoreWeights"][0]["description"]
             .as_str()
@@ -295,7 +306,11 @@ async fn score_weights_drive_the_score_and_the_rules(app: TestApp) {
     let (status, after) = app
         .post_lead(&list.inbound_url, &json!({"email": "bia@example.com"}))
         .await;
-    assert_eq!((status, &after["status"]), (202, &json!("qualified")), "{after}");
+    assert_eq!(
+        (status, &after["status"]),
+        (202, &json!("qualified")),
+        "{after}"
+    );
     let lead_id = after["lead_id"].as_str().expect("lead id");
     let shown = app
         .gql_ok(
@@ -337,7 +352,11 @@ async fn score_weights_drive_the_score_and_the_rules(app: TestApp) {
                 json!({"id": list.id, "input": {"scoreWeights": weights}}),
             )
             .await;
-        assert_eq!(error_code(&response), "BAD_USER_INPUT", "{weights}: {response}");
+        assert_eq!(
+            error_code(&response),
+            "BAD_USER_INPUT",
+            "{weights}: {response}"
+        );
         let message = response["errors"][0]["message"].as_str().unwrap_or("");
         assert!(message.starts_with("scoreWeights:"), "{weights}: {message}");
     }
@@ -383,10 +402,10 @@ async fn score_weights_drive_the_score_and_the_rules(app: TestApp) {
         "all defaults: {reset}"
     );
     let (_, again) = app
-        .post_lead(
-            &list.inbound_url,
-            &json!({"email": "cia@example.com"}),
-        )
+        .post_lead(&list.inbound_url, &json!({"email": "cia@example.com"}))
         .await;
-    assert_eq!(again["reasons"], json!(["score 45 is below the minimum 50"]));
+    assert_eq!(
+        again["reasons"],
+        json!(["score 45 is below the minimum 50"])
+    );
 }

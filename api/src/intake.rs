@@ -179,7 +179,8 @@ pub async fn inbound(
     let region = list.default_phone_region.parse().unwrap_or(DEFAULT_REGION);
     let source_ip = app.trusted_proxies.client_ip(peer.ip(), &headers);
     let (verifications, e164) = app.lookups.verify(&fields, source_ip, region).await;
-    let (score, score_reasons) = score::score(&fields, &verifications, &Weights::DEFAULT);
+    let weights = Weights::stored(&list.score_weights);
+    let (score, score_reasons) = score::score(&fields, &verifications, &weights);
     if e164.is_some() {
         fields.phone = e164;
     }
@@ -241,7 +242,8 @@ pub async fn inbound(
         duplicate_of: Set(duplicate_of),
         is_test: Set(false),
         source_ip: Set(Some(source_ip.to_string())),
-        raw_body: Set(String::from_utf8_lossy(&body).into_owned()),
+        // PostgreSQL text cannot hold U+0000: shown as U+FFFD, like invalid UTF-8.
+        raw_body: Set(String::from_utf8_lossy(&body).replace('\0', "\u{fffd}")),
         created_at: Set(now),
         qualified_at: Set(qualified.then_some(now)),
     })
@@ -664,6 +666,39 @@ mod tests {
                 Err(_) => "other",
             };
             assert_eq!(got, *expected, "{case}");
+        }
+    }
+
+    /// PostgreSQL's jsonb keeps numbers as `numeric` and gives them back in full decimal
+    /// form (the cases below are what it answers for them); a lead must read back as it was stored, or every later read of it (its
+    /// GraphQL view, its delivery, the duplicate check of the next lead) fails.
+    #[test]
+    fn numbers_read_back_from_jsonb() {
+        let zeros = |n: usize| "0".repeat(n);
+        let cases = [
+            (
+                "f64::MAX",
+                format!("17976931348623157{}", zeros(292)),
+                f64::MAX,
+            ),
+            (
+                "f64::MIN",
+                format!("-17976931348623157{}", zeros(292)),
+                f64::MIN,
+            ),
+            ("smallest subnormal", format!("0.{}5", zeros(323)), 5e-324),
+            (
+                "past u64",
+                "18446744073709552000".to_owned(),
+                1.8446744073709552e19,
+            ),
+        ];
+        for (case, numeric, n) in cases {
+            let back: Result<Value, _> = serde_json::from_str(&numeric);
+            assert!(
+                matches!(&back, Ok(v) if v.as_f64() == Some(n)),
+                "{case}: read back as {back:?}"
+            );
         }
     }
 

@@ -7,6 +7,7 @@ use crate::{
     normalise::Aliases,
     pagination::{Page, paginate},
     rules,
+    score::Weights,
     tenancy::{find_for_tenant, get_for_tenant, scoped},
 };
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
@@ -25,6 +26,28 @@ use sha2::{Digest, Sha256};
 pub struct FieldAlias {
     pub from: String,
     pub to: String,
+}
+
+/// The points a list gives one score check (`scoreWeights`).
+#[derive(SimpleObject, Clone, Debug)]
+pub struct ScoreWeight {
+    /// The check's name (`email_valid`, `completeness`, …).
+    pub check: String,
+    /// The points the list gives it: its own, or the default.
+    pub points: i32,
+    /// The points it has when the list does not set them.
+    pub default_points: i32,
+    /// What earns (or, for a penalty, costs) the points.
+    pub description: String,
+}
+
+/// One check's points in `updateList(input: {scoreWeights: …})`.
+#[derive(InputObject, Clone, Debug)]
+pub struct ScoreWeightInput {
+    /// A check named in `List.scoreWeights`.
+    pub check: String,
+    /// 0 to 100; penalties (`email_role`, `cnpj_invalid`) are taken off.
+    pub points: i32,
 }
 
 /// A lead list as the API shows it.
@@ -58,6 +81,8 @@ pub struct List {
     pub thank_you_url: Option<String>,
     /// Inbound posts allowed per minute (429 beyond it); null: no limit.
     pub rate_limit_per_minute: Option<i32>,
+    /// The points of every score check on this list, defaults included.
+    pub score_weights: Vec<ScoreWeight>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -82,6 +107,15 @@ impl List {
             api_key: None,
             thank_you_url: m.thank_you_url,
             rate_limit_per_minute: m.rate_limit_per_minute,
+            score_weights: Weights::stored(&m.score_weights)
+                .iter()
+                .map(|(check, points)| ScoreWeight {
+                    check: check.name.to_owned(),
+                    points,
+                    default_points: check.default,
+                    description: check.about.to_owned(),
+                })
+                .collect(),
             created_at: m.created_at,
         }
     }
@@ -169,6 +203,9 @@ pub struct UpdateListInput {
     pub thank_you_url: Option<String>,
     /// 0 removes the limit.
     pub rate_limit_per_minute: Option<i32>,
+    /// Replaces the list's score weights: checks left out get their default points (an
+    /// empty list restores every default).
+    pub score_weights: Option<Vec<ScoreWeightInput>>,
 }
 
 fn valid_region(raw: &str) -> ApiResult<String> {
@@ -240,6 +277,7 @@ impl ListMutation {
             api_key_hash: Set(None),
             thank_you_url: Set(None),
             rate_limit_per_minute: Set(None),
+            score_weights: Set(serde_json::json!({})),
             created_at: Set(Utc::now()),
         }
         .insert(&app.db)
@@ -291,6 +329,10 @@ impl ListMutation {
         if let Some(n) = input.rate_limit_per_minute {
             let n = input::in_range("rateLimitPerMinute", n, 0..=1_000_000)?;
             model.rate_limit_per_minute = Set((n > 0).then_some(n));
+        }
+        if let Some(weights) = &input.score_weights {
+            let given = weights.iter().map(|w| (w.check.as_str(), w.points));
+            model.score_weights = Set(Weights::overrides(given)?);
         }
         let mut new_key = None;
         match (input.require_api_key, model.api_key_hash.as_ref().is_some()) {

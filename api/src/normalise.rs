@@ -285,6 +285,36 @@ fn trimmed(value: Value) -> Value {
     }
 }
 
+/// `text` without U+0000, which PostgreSQL's `text` and `jsonb` cannot hold (a lead
+/// carrying one would otherwise fail to store); borrowed when there is none.
+fn without_nul(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        text.replace('\0', "").into()
+    } else {
+        text.into()
+    }
+}
+
+/// `value` with U+0000 removed from every string and key in it. Parsed JSON is at most
+/// 128 levels deep (serde_json's limit), so the recursion is bounded.
+fn storable(value: Value) -> Value {
+    match value {
+        Value::String(s) if s.contains('\0') => Value::String(s.replace('\0', "")),
+        Value::Array(items) => Value::Array(items.into_iter().map(storable).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (without_nul(&k).into_owned(), storable(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// The longest value (in bytes) taken as a standard field; a longer one is no email,
+/// phone, name or company and stays a custom field (it would not fit the indexes on
+/// email and phone either).
+pub const MAX_STANDARD_LEN: usize = 1_000;
+
 /// Maps field names to the standard fields; keeps everything else in `custom_fields`.
 /// The first value of a field wins; a later one stays a custom field under its own name.
 /// `first_name` and `last_name` become the name when no full name was sent. `extra` are
@@ -293,8 +323,10 @@ pub fn normalise(fields: Vec<(String, Value)>, extra: &Aliases) -> Normalised {
     let mut lead = Normalised::default();
     let (mut first, mut last) = (None, None);
     for (key, value) in unwrap_nested(fields) {
-        let value = trimmed(value);
-        let slot = match known_field(&key, extra) {
+        let key = without_nul(&key).into_owned();
+        let value = trimmed(storable(value));
+        let field = known_field(&key, extra);
+        let slot = match field {
             Some(Field::Email) => &mut lead.email,
             Some(Field::Name) => &mut lead.name,
             Some(Field::FirstName) => &mut first,
@@ -314,8 +346,12 @@ pub fn normalise(fields: Vec<(String, Value)>, extra: &Aliases) -> Normalised {
                 continue;
             }
         };
-        match as_text(&value) {
-            Some(text) if slot.is_none() => *slot = Some(text),
+        let text = match as_text(&value) {
+            Some(email) if field == Some(Field::Email) => Some(email.to_lowercase()),
+            text => text,
+        };
+        match text {
+            Some(text) if slot.is_none() && text.len() <= MAX_STANDARD_LEN => *slot = Some(text),
             _ => {
                 lead.custom_fields.entry(key).or_insert(value);
             }
@@ -327,7 +363,6 @@ pub fn normalise(fields: Vec<(String, Value)>, extra: &Aliases) -> Normalised {
             (first, last) => first.or(last),
         };
     }
-    lead.email = lead.email.map(|e| e.to_lowercase());
     lead
 }
 
@@ -475,6 +510,47 @@ mod tests {
     }
 
     #[test]
+    fn nul_characters_are_removed_everywhere() {
+        let lead = normalise(fields(&[
+            ("email", json!("ana\u{0}@example.com")),
+            ("\u{0}", json!("x")),
+            ("extra\u{0}", json!({"k\u{0}": ["\u{0}v", 1]})),
+            ("lead", json!({"name": "\u{0}Ana\u{0}"})),
+        ]));
+        assert_eq!(lead.email.as_deref(), Some("ana@example.com"));
+        assert_eq!(lead.name.as_deref(), Some("Ana"));
+        assert_eq!(
+            Value::Object(lead.custom_fields),
+            json!({"": "x", "extra": {"k": ["v", 1]}})
+        );
+    }
+
+    #[test]
+    fn overlong_values_are_no_standard_field() {
+        let long = "9".repeat(MAX_STANDARD_LEN + 1);
+        let cases = [
+            ("email", format!("{long}@example.com")),
+            ("phone", long.clone()),
+            ("name", long.clone()),
+            ("company", long.clone()),
+        ];
+        for (field, value) in cases {
+            let lead = normalise(fields(&[(field, json!(value))]));
+            assert_eq!(
+                (&lead.email, &lead.phone, &lead.name, &lead.company),
+                (&None, &None, &None, &None),
+                "{field}"
+            );
+            assert_eq!(lead.custom_fields[field], json!(value), "{field} is kept");
+        }
+        let fits = "a".repeat(MAX_STANDARD_LEN);
+        assert_eq!(
+            normalise(fields(&[("name", json!(fits))])).name.as_deref(),
+            Some(fits.as_str())
+        );
+    }
+
+    #[test]
     fn non_text_and_repeated_fields_stay_custom() {
         let lead = normalise(fields(&[
             ("email", json!({"a": 1})),
@@ -536,8 +612,32 @@ mod tests {
         #[test]
         fn normalise_never_panics(pairs in prop::collection::vec((".*", arbitrary_json()), 0..12)) {
             let lead = normalise(pairs);
+            for text in [&lead.email, &lead.phone, &lead.company].into_iter().flatten() {
+                prop_assert!(text.len() <= MAX_STANDARD_LEN, "{text:?}");
+            }
+            for text in [&lead.email, &lead.phone, &lead.company, &lead.name].into_iter().flatten() {
+                prop_assert!(!text.contains('\0'), "{text:?}");
+            }
+            let stored = serde_json::to_string(&lead.custom_fields).unwrap_or_default();
+            prop_assert!(!stored.contains("\\u0000"), "{stored}");
             if let Some(email) = lead.email {
                 prop_assert_eq!(email.to_lowercase(), email);
+            }
+        }
+
+        /// A list's aliases, whatever the owner typed: accepted or refused with a reason,
+        /// and the normaliser runs with any accepted ones.
+        #[test]
+        fn list_aliases_never_panic(
+            pairs in prop::collection::vec((".{0,20}", "(email|phone|first_name|state|cnpj|.{0,12})"), 0..6),
+            lead in prop::collection::vec(("(.{0,12}|email|phone)", arbitrary_json()), 0..6),
+        ) {
+            let aliases = Aliases::new(pairs.iter().map(|(from, to)| (from.as_str(), to.as_str())));
+            match aliases {
+                Ok(extra) => {
+                    let _ = super::normalise(lead, &extra);
+                }
+                Err(why) => prop_assert!(!why.is_empty()),
             }
         }
     }

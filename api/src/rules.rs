@@ -182,6 +182,7 @@ mod tests {
             api_key_hash: None,
             thank_you_url: None,
             rate_limit_per_minute: None,
+            score_weights: json!({}),
             created_at: Utc::now(),
         }
     }

@@ -31,6 +31,9 @@ pub struct Model {
     pub thank_you_url: Option<String>,
     /// Inbound posts allowed per minute (a token bucket per api process); none: no limit.
     pub rate_limit_per_minute: Option<i32>,
+    /// Score points per check where the list differs from the defaults
+    /// (`{"email_valid": 40}`); checks left out keep their default points.
+    pub score_weights: Json,
     pub created_at: DateTimeUtc,
 }
 

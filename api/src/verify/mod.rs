@@ -250,8 +250,12 @@ pub fn warm_up() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
-    use std::{net::Ipv4Addr, time::Duration};
+    use std::{
+        net::{Ipv4Addr, Ipv6Addr},
+        time::Duration,
+    };
 
     #[test]
     fn an_empty_lead_has_every_key_null() {
@@ -487,5 +491,42 @@ mod tests {
             (None, None, Some(0))
         );
         assert_eq!(v.ip_reasons, [ip::reason::PROVIDER_TIMEOUT]);
+    }
+
+    fn sources() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            any::<u32>().prop_map(|ip| IpAddr::V4(Ipv4Addr::from(ip))),
+            any::<u128>().prop_map(|ip| IpAddr::V6(Ipv6Addr::from(ip))),
+        ]
+    }
+
+    proptest! {
+        /// Every verifier together, on any fields, source and region: no panic, a valid
+        /// phone always has its E.164 form, and a check is done exactly when its field
+        /// was sent.
+        #[test]
+        fn verify_never_panics(
+            email in proptest::option::of(".{0,80}"),
+            phone in proptest::option::of(prop_oneof![".{0,40}", "\\+?[0-9 ()-]{0,24}"]),
+            cnpj in proptest::option::of(prop_oneof![".{0,30}", "[0-9A-Z./-]{0,20}"]),
+            source in sources(),
+            region in "[A-Z]{2}",
+        ) {
+            let mut lead = Normalised {
+                email: email.clone(),
+                phone: phone.clone(),
+                ..Normalised::default()
+            };
+            if let Some(cnpj) = &cnpj {
+                lead.custom_fields.insert(CNPJ.into(), json!(cnpj));
+            }
+            let region = region.parse().unwrap_or(Region::BR);
+            let (v, e164) = verify(&lead, source, region);
+            prop_assert_eq!(v.email_valid.is_some(), email.is_some());
+            prop_assert_eq!(v.phone_valid.is_some(), phone.is_some());
+            prop_assert_eq!(v.cnpj_valid.is_some(), cnpj.is_some());
+            prop_assert_eq!(v.phone_valid == Some(true), e164.is_some());
+            prop_assert!(v.ip_risk_score.is_none_or(|r| r <= 100));
+        }
     }
 }

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod config;
 pub mod deliveries;
+pub mod dispatch;
 pub mod error;
 pub mod graphql;
 pub mod health;
@@ -14,6 +15,7 @@ pub mod leads;
 pub mod lists;
 pub mod normalise;
 pub mod pagination;
+pub mod preview;
 pub mod rate_limit;
 pub mod rules;
 pub mod score;

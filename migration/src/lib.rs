@@ -9,6 +9,7 @@ mod m0003_waiting_index;
 mod m0004_lead_score_reasons;
 mod m0005_intake_rules;
 mod m0006_list_rate_limit;
+mod m0008_integration_filter_mapping;
 
 /// The ordered set of LeadRelay migrations.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_lead_score_reasons::Migration),
             Box::new(m0005_intake_rules::Migration),
             Box::new(m0006_list_rate_limit::Migration),
+            Box::new(m0008_integration_filter_mapping::Migration),
         ]
     }
 }

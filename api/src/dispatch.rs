@@ -28,7 +28,10 @@ pub enum MatchMode {
     Any,
 }
 
-/// A condition's operator (see `leadrelay_worker::filter` for how values compare).
+/// A condition's operator. A number equals a numeric text (`85` = `"85"`); text compares
+/// exactly (`MATCHES` with `(?i)` ignores case); `NEQ` and `NOT_IN` pass when the field is
+/// absent; `EXISTS` means present, not null and not empty; `GT`…`LTE` compare numbers or
+/// ISO 8601 dates.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
 pub enum FilterOp {
     Eq,
@@ -194,7 +197,8 @@ mirror!(FilterOp <=> StoredOp {
 mirror!(BodyFormat <=> StoredFormat { Json, Form });
 
 fn stored(value: &impl serde::Serialize) -> ApiResult<Value> {
-    serde_json::to_value(value).map_err(|e| ApiError::internal("serialising a filter or mapping", e))
+    serde_json::to_value(value)
+        .map_err(|e| ApiError::internal("serialising a filter or mapping", e))
 }
 
 fn bad(invalid: Invalid) -> ApiError {
@@ -327,7 +331,10 @@ mod tests {
         })
         .expect_err("unknown path");
         assert_eq!(err.code(), "BAD_USER_INPUT");
-        assert!(err.to_string().starts_with("filter.conditions[0].field:"), "{err}");
+        assert!(
+            err.to_string().starts_with("filter.conditions[0].field:"),
+            "{err}"
+        );
         let err = mapping_to_store(
             MappingInput {
                 format: BodyFormat::Form,
@@ -345,7 +352,8 @@ mod tests {
         )
         .expect_err("bad pattern");
         assert!(
-            err.to_string().starts_with("mapping.fields[0].transforms[0].arg:"),
+            err.to_string()
+                .starts_with("mapping.fields[0].transforms[0].arg:"),
             "{err}"
         );
     }

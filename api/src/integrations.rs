@@ -391,7 +391,8 @@ impl IntegrationMutation {
         }
         match input.mapping {
             MaybeUndefined::Value(mapping) => {
-                let list = get_for_tenant::<list::Entity>(&app.db, &auth.tenant_id, &list_id).await?;
+                let list =
+                    get_for_tenant::<list::Entity>(&app.db, &auth.tenant_id, &list_id).await?;
                 model.mapping = Set(Some(dispatch::mapping_to_store(
                     mapping,
                     request::phone_region(&list),

@@ -18,7 +18,7 @@ use async_graphql::{Context, ID, Json, Object, SimpleObject};
 use chrono::Utc;
 use leadrelay_entity::{Endpoint, LeadStatus, integration, integration_header, lead, list};
 use leadrelay_worker::{ids::new_id, payload, request};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 use std::net::{IpAddr, Ipv4Addr};
 

@@ -68,7 +68,10 @@ async fn filters_route_leads_to_different_integrations() {
         json!({ "email": "ba@example.com", "state": "BA" }),
     ] {
         let (status, answer) = app.post_lead(&list.inbound_url, &lead).await;
-        assert_eq!((status, answer["status"].as_str()), (202, Some("qualified")));
+        assert_eq!(
+            (status, answer["status"].as_str()),
+            (202, Some("qualified"))
+        );
         leads.push(answer["lead_id"].as_str().unwrap().to_owned());
     }
 
@@ -78,13 +81,12 @@ async fn filters_route_leads_to_different_integrations() {
     assert_eq!(got_rj[0].json()["lead"]["email"], "rj@example.com");
     // The ledger says the same: one delivery each, none for the lead no filter takes,
     // which is stored and visible all the same.
-    let counts: Vec<usize> = futures::future::join_all(
-        leads.iter().map(|id| app.lead_deliveries(&owner, id)),
-    )
-    .await
-    .iter()
-    .map(Vec::len)
-    .collect();
+    let counts: Vec<usize> =
+        futures::future::join_all(leads.iter().map(|id| app.lead_deliveries(&owner, id)))
+            .await
+            .iter()
+            .map(Vec::len)
+            .collect();
     assert_eq!(counts, [1, 1, 0]);
     let unrouted = app.lead(&owner, &leads[2]).await;
     assert_eq!(unrouted["status"], "QUALIFIED");
@@ -92,7 +94,13 @@ async fn filters_route_leads_to_different_integrations() {
     assert_eq!(rj.requests().len(), 1);
 
     // The preview explains the verdict condition by condition.
-    let verdict = preview(&app, &owner, &to_sp, &json!({ "email": "x@example.com", "uf": "RJ" })).await;
+    let verdict = preview(
+        &app,
+        &owner,
+        &to_sp,
+        &json!({ "email": "x@example.com", "uf": "RJ" }),
+    )
+    .await;
     let verdict = &verdict["data"]["renderPreview"];
     assert_eq!(verdict["filterPassed"], false);
     assert_eq!(
@@ -114,7 +122,10 @@ async fn filters_route_leads_to_different_integrations() {
         .await;
     assert_eq!(cleared["updateIntegration"]["filter"], Value::Null);
     let (_, answer) = app
-        .post_lead(&list.inbound_url, &json!({ "email": "any@example.com", "state": "BA" }))
+        .post_lead(
+            &list.inbound_url,
+            &json!({ "email": "any@example.com", "state": "BA" }),
+        )
         .await;
     assert_eq!(
         app.lead_deliveries(&owner, answer["lead_id"].as_str().unwrap())
@@ -155,7 +166,10 @@ async fn a_mapped_form_body_arrives_exactly_as_previewed() {
                     { "target": "email", "source": "lead.email" } ] } } }),
         )
         .await;
-    let integration = created["createIntegration"]["id"].as_str().unwrap().to_owned();
+    let integration = created["createIntegration"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let secret = created["createIntegration"]["signingSecret"]
         .as_str()
         .unwrap()
@@ -213,7 +227,10 @@ async fn a_mapped_form_body_arrives_exactly_as_previewed() {
         got[0].header("content-type"),
         Some("application/x-www-form-urlencoded")
     );
-    assert_eq!(got[0].header("authorization"), Some("Bearer super-secret-token"));
+    assert_eq!(
+        got[0].header("authorization"),
+        Some("Bearer super-secret-token")
+    );
     let timestamp: i64 = got[0].header("webhook-timestamp").unwrap().parse().unwrap();
     assert!(
         signing::verify(
@@ -241,8 +258,18 @@ async fn a_mapped_form_body_arrives_exactly_as_previewed() {
     );
     let warnings = odd["warnings"].as_array().unwrap();
     assert_eq!(warnings.len(), 2, "{warnings:?}");
-    assert!(warnings[0].as_str().unwrap().contains("mapping.fields[3] (uf)"));
-    assert!(warnings[1].as_str().unwrap().contains("mapping.fields[4] (birth)"));
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap()
+            .contains("mapping.fields[3] (uf)")
+    );
+    assert!(
+        warnings[1]
+            .as_str()
+            .unwrap()
+            .contains("mapping.fields[4] (birth)")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,7 +330,10 @@ async fn bad_filters_and_mappings_are_refused_naming_the_field() {
             .await;
         assert_eq!(error_code(&created), "BAD_USER_INPUT", "{case}: {created}");
         let message = created["errors"][0]["message"].as_str().unwrap();
-        assert!(message.starts_with(&format!("{named}:")), "{case}: {message}");
+        assert!(
+            message.starts_with(&format!("{named}:")),
+            "{case}: {message}"
+        );
         let updated = app
             .gql(
                 Some(&owner.token),
@@ -320,7 +350,11 @@ async fn bad_filters_and_mappings_are_refused_naming_the_field() {
             "{case}: {updated}"
         );
     }
-    assert_eq!(app.count_rows("integrations").await, 1, "nothing bad was stored");
+    assert_eq!(
+        app.count_rows("integrations").await,
+        1,
+        "nothing bad was stored"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,7 +374,10 @@ async fn previews_and_filters_are_tenant_scoped() {
     assert!(own.get("errors").is_none(), "{own}");
     let body: Value =
         serde_json::from_str(own["data"]["renderPreview"]["body"].as_str().unwrap()).unwrap();
-    assert_eq!(body["event"], "lead.qualified", "no mapping: the default body");
+    assert_eq!(
+        body["event"], "lead.qualified",
+        "no mapping: the default body"
+    );
     assert_eq!(body["lead"]["email"], "a@example.com");
 
     for id in [integration.as_str(), "int_0000000000000000000000000000dead"] {
@@ -364,4 +401,43 @@ async fn previews_and_filters_are_tenant_scoped() {
         )
         .await;
     assert_eq!(error_code(&not_an_object), "BAD_USER_INPUT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_and_a_json_mapping_work_on_embedded_sqlite() {
+    let app = TestApp::embedded().await;
+    let receiver = Receiver::start().await;
+    let owner = app.signup().await;
+    let list = app.create_list(&owner, "Solar").await;
+    app.create_integration_with(
+        &owner,
+        json!({ "listId": list.id, "url": receiver.url("/json"),
+            "filter": { "match": "ALL", "conditions": [
+                { "field": "lead.score", "op": "GTE", "value": 0 },
+                { "field": "lead.custom_fields.state", "op": "NOT_IN", "value": ["RJ"] } ] },
+            "mapping": { "format": "JSON", "fields": [
+                { "target": "contact.email", "source": "lead.email" },
+                { "target": "contact.phone", "source": "lead.phone",
+                  "transforms": [{ "name": "digits_only" }] },
+                { "target": "meta.list", "source": "list.name" },
+                { "target": "meta.tags", "value": ["solar", 1] } ] } }),
+    )
+    .await;
+    for lead in [
+        json!({ "email": "rj@example.com", "state": "RJ" }),
+        json!({ "email": "sp@example.com", "phone": "11 98765-4321", "state": "SP" }),
+    ] {
+        assert_eq!(app.post_lead(&list.inbound_url, &lead).await.0, 202);
+    }
+    let got = receiver.wait_for(1, Duration::from_secs(15)).await;
+    assert_eq!(got[0].header("content-type"), Some("application/json"));
+    assert_eq!(
+        std::str::from_utf8(&got[0].body).unwrap(),
+        r#"{"contact":{"email":"sp@example.com","phone":"5511987654321"},"meta":{"list":"Solar","tags":["solar",1]}}"#
+    );
+    assert_eq!(
+        app.count_rows("deliveries").await,
+        1,
+        "the RJ lead went nowhere"
+    );
 }

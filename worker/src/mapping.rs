@@ -111,7 +111,9 @@ impl Mapping {
         let mut targets: Vec<Vec<&str>> = Vec::with_capacity(self.fields.len());
         for (i, f) in self.fields.iter().enumerate() {
             let at = |part: &str| format!("mapping.fields[{i}].{part}");
-            let target = self.check_target(&f.target).map_err(|e| Invalid::new(at("target"), e))?;
+            let target = self
+                .check_target(&f.target)
+                .map_err(|e| Invalid::new(at("target"), e))?;
             if let Some(j) = targets.iter().position(|t| overlaps(t, &target)) {
                 return Err(Invalid::new(
                     at("target"),
@@ -194,7 +196,9 @@ impl Mapping {
     }
 
     fn check_value(&self, value: &Value) -> Result<(), String> {
-        if self.format == BodyFormat::Form && !matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_)) {
+        if self.format == BodyFormat::Form
+            && !matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_))
+        {
             return Err("a form field's value is a text, number or boolean".into());
         }
         if value.to_string().len() > MAX_VALUE {
@@ -374,9 +378,17 @@ mod tests {
             format: BodyFormat::Json,
             fields: vec![
                 field("contact.email", "lead.email", &[]),
-                field("contact.first", "lead.name", &[("split_name", Some("first"))]),
+                field(
+                    "contact.first",
+                    "lead.name",
+                    &[("split_name", Some("first"))],
+                ),
                 field("score", "lead.score", &[]),
-                field("contact.state", "lead.custom_fields.state", &[("state_abbreviation", None)]),
+                field(
+                    "contact.state",
+                    "lead.custom_fields.state",
+                    &[("state_abbreviation", None)],
+                ),
                 fixed("source", json!("leadrelay")),
                 field("missing", "lead.custom_fields.nope", &[]),
                 field("company", "lead.company", &[("default", Some("n/a"))]),
@@ -400,8 +412,16 @@ mod tests {
                 field("first_name", "lead.name", &[("split_name", Some("first"))]),
                 field("last_name", "lead.name", &[("split_name", Some("last"))]),
                 field("phone", "lead.phone", &[("national_phone", None)]),
-                field("uf", "lead.custom_fields.state", &[("state_abbreviation", None)]),
-                field("dob", "lead.custom_fields.birth", &[("date_format", Some("MM/DD/YYYY"))]),
+                field(
+                    "uf",
+                    "lead.custom_fields.state",
+                    &[("state_abbreviation", None)],
+                ),
+                field(
+                    "dob",
+                    "lead.custom_fields.birth",
+                    &[("date_format", Some("MM/DD/YYYY"))],
+                ),
                 field("contact.id", "meta.lead_id", &[]),
                 fixed("vendor", json!(42)),
             ],
@@ -421,11 +441,19 @@ mod tests {
         let mapping = Mapping {
             format: BodyFormat::Json,
             fields: vec![
-                field("dob", "lead.custom_fields.bad_date", &[("date_format", Some("YYYY-MM-DD"))]),
-                field("dob2", "lead.custom_fields.bad_date", &[
-                    ("date_format", Some("YYYY-MM-DD")),
-                    ("default", Some("unknown")),
-                ]),
+                field(
+                    "dob",
+                    "lead.custom_fields.bad_date",
+                    &[("date_format", Some("YYYY-MM-DD"))],
+                ),
+                field(
+                    "dob2",
+                    "lead.custom_fields.bad_date",
+                    &[
+                        ("date_format", Some("YYYY-MM-DD")),
+                        ("default", Some("unknown")),
+                    ],
+                ),
                 field("email", "lead.email", &[]),
             ],
         };
@@ -461,36 +489,76 @@ mod tests {
         };
         let cases: Vec<(&str, Mapping, &str)> = vec![
             ("no fields", json(vec![]), "mapping.fields"),
-            ("unknown source", json(vec![field("a", "lead.emial", &[])]), "mapping.fields[0].source"),
+            (
+                "unknown source",
+                json(vec![field("a", "lead.emial", &[])]),
+                "mapping.fields[0].source",
+            ),
             (
                 "unknown transform",
-                json(vec![field("a", "lead.email", &[]), field("b", "lead.email", &[("rot13", None)])]),
+                json(vec![
+                    field("a", "lead.email", &[]),
+                    field("b", "lead.email", &[("rot13", None)]),
+                ]),
                 "mapping.fields[1].transforms[0].name",
             ),
             (
                 "bad date pattern",
-                json(vec![field("a", "lead.email", &[("trim", None), ("date_format", Some("DD/MM/AAAA"))])]),
+                json(vec![field(
+                    "a",
+                    "lead.email",
+                    &[("trim", None), ("date_format", Some("DD/MM/AAAA"))],
+                )]),
                 "mapping.fields[0].transforms[1].arg",
             ),
-            ("empty target", json(vec![field(" ", "lead.email", &[])]), "mapping.fields[0].target"),
-            ("empty segment", json(vec![field("a..b", "lead.email", &[])]), "mapping.fields[0].target"),
+            (
+                "empty target",
+                json(vec![field(" ", "lead.email", &[])]),
+                "mapping.fields[0].target",
+            ),
+            (
+                "empty segment",
+                json(vec![field("a..b", "lead.email", &[])]),
+                "mapping.fields[0].target",
+            ),
             (
                 "duplicate target",
-                json(vec![field("a", "lead.email", &[]), field("a", "lead.name", &[])]),
+                json(vec![
+                    field("a", "lead.email", &[]),
+                    field("a", "lead.name", &[]),
+                ]),
                 "mapping.fields[1].target",
             ),
             (
                 "target inside another",
-                json(vec![field("a", "lead.email", &[]), field("a.b", "lead.name", &[])]),
+                json(vec![
+                    field("a", "lead.email", &[]),
+                    field("a.b", "lead.name", &[]),
+                ]),
                 "mapping.fields[1].target",
             ),
-            ("source and value", json(vec![both]), "mapping.fields[0].source"),
-            ("neither source nor value", json(vec![neither]), "mapping.fields[0].source"),
-            ("object in a form", form(vec![fixed("a", json!({"b": 1}))]), "mapping.fields[0].value"),
+            (
+                "source and value",
+                json(vec![both]),
+                "mapping.fields[0].source",
+            ),
+            (
+                "neither source nor value",
+                json(vec![neither]),
+                "mapping.fields[0].source",
+            ),
+            (
+                "object in a form",
+                form(vec![fixed("a", json!({"b": 1}))]),
+                "mapping.fields[0].value",
+            ),
             (
                 "static value a transform refuses",
                 json(vec![MappedField {
-                    transforms: vec![TransformSpec { name: "date_format".into(), arg: Some("unix".into()) }],
+                    transforms: vec![TransformSpec {
+                        name: "date_format".into(),
+                        arg: Some("unix".into()),
+                    }],
                     ..fixed("a", json!("yesterday"))
                 }]),
                 "mapping.fields[0].value",
@@ -501,9 +569,12 @@ mod tests {
             assert_eq!(err.field, field, "{case}: {err}");
         }
         assert!(
-            form(vec![field("a.b", "lead.email", &[]), field("a", "lead.email", &[])])
-                .validate(Region::BR)
-                .is_ok(),
+            form(vec![
+                field("a.b", "lead.email", &[]),
+                field("a", "lead.email", &[])
+            ])
+            .validate(Region::BR)
+            .is_ok(),
             "form keys are flat: a.b and a are different keys"
         );
     }

@@ -118,11 +118,12 @@ pub fn check_path(path: &str) -> Result<(), String> {
 /// The value at a dotted `path` of `context` (an array is indexed by a number segment);
 /// None when absent. Null is a value here: callers decide what null means.
 pub fn lookup<'a>(context: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(context, |value, segment| match value {
-        Value::Object(map) => map.get(segment),
-        Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
-        _ => None,
-    })
+    path.split('.')
+        .try_fold(context, |value, segment| match value {
+            Value::Object(map) => map.get(segment),
+            Value::Array(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+            _ => None,
+        })
 }
 
 #[cfg(test)]
@@ -166,10 +167,7 @@ mod tests {
     #[test]
     fn lookup_walks_objects_and_arrays() {
         let ctx = json!({"lead": {"custom_fields": {"tags": ["a", "b"], "n": null}}});
-        assert_eq!(
-            lookup(&ctx, "lead.custom_fields.tags.1"),
-            Some(&json!("b"))
-        );
+        assert_eq!(lookup(&ctx, "lead.custom_fields.tags.1"), Some(&json!("b")));
         assert_eq!(lookup(&ctx, "lead.custom_fields.n"), Some(&Value::Null));
         assert_eq!(lookup(&ctx, "lead.custom_fields.missing"), None);
         assert_eq!(lookup(&ctx, "lead.custom_fields.tags.x"), None);

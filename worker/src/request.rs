@@ -60,7 +60,9 @@ pub enum PrepareError {
 }
 
 /// The integration's filter, if it has one.
-pub fn stored_filter(integration: &integration::Model) -> Result<Option<Filter>, serde_json::Error> {
+pub fn stored_filter(
+    integration: &integration::Model,
+) -> Result<Option<Filter>, serde_json::Error> {
     integration
         .filter
         .as_ref()
@@ -106,18 +108,20 @@ pub fn body(
     lead: &lead::Model,
     list: &list::Model,
 ) -> Result<(&'static str, Vec<u8>, Vec<FieldIssue>), PrepareError> {
-    Ok(match stored_mapping(integration).map_err(PrepareError::Mapping)? {
-        Some(mapping) => {
-            let context = payload::context(lead, list, &integration.name);
-            let rendered = mapping.render(&context, phone_region(list));
-            (rendered.content_type, rendered.body, rendered.issues)
-        }
-        None => (
-            "application/json",
-            serde_json::to_vec(&payload::lead_qualified(lead, list)).unwrap_or_default(),
-            Vec::new(),
-        ),
-    })
+    Ok(
+        match stored_mapping(integration).map_err(PrepareError::Mapping)? {
+            Some(mapping) => {
+                let context = payload::context(lead, list, &integration.name);
+                let rendered = mapping.render(&context, phone_region(list));
+                (rendered.content_type, rendered.body, rendered.issues)
+            }
+            None => (
+                "application/json",
+                serde_json::to_vec(&payload::lead_qualified(lead, list)).unwrap_or_default(),
+                Vec::new(),
+            ),
+        },
+    )
 }
 
 /// Builds the request delivering `lead` to the integration's `endpoint`, signed as

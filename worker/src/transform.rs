@@ -9,8 +9,8 @@
 //! and the delivery is never held up by one field.
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Utc};
-pub use phonenumber::country::Id as Region;
 use phonenumber::Mode;
+pub use phonenumber::country::Id as Region;
 use serde_json::Value;
 use std::str::FromStr;
 
@@ -215,13 +215,23 @@ pub fn text(value: &Value) -> Result<String, String> {
 }
 
 fn region(arg: &str) -> Result<Region, (Part, String)> {
-    Region::from_str(&arg.trim().to_ascii_uppercase())
-        .map_err(|_| (Part::Arg, format!("{arg:?} is not a region code such as BR or US")))
+    Region::from_str(&arg.trim().to_ascii_uppercase()).map_err(|_| {
+        (
+            Part::Arg,
+            format!("{arg:?} is not a region code such as BR or US"),
+        )
+    })
 }
 
+/// Reads `text` in `region` unless it starts with `+`: then only its own country code
+/// counts (phonenumber 0.3 given a region misreads some international numbers, e.g.
+/// `+55 11 …` with US, by stripping that region's national prefix).
 fn phone(text: &str, region: Region, mode: Mode) -> Result<Value, String> {
-    match phonenumber::parse(Some(region), text) {
-        Ok(number) if number.is_valid() => Ok(Value::String(number.format().mode(mode).to_string())),
+    let region = (!text.trim_start().starts_with('+')).then_some(region);
+    match phonenumber::parse(region, text) {
+        Ok(number) if number.is_valid() => {
+            Ok(Value::String(number.format().mode(mode).to_string()))
+        }
         _ => Err(format!("{text:?} is not a valid phone number")),
     }
 }
@@ -473,31 +483,169 @@ mod tests {
     #[test]
     fn each_transform_on_good_input() {
         let cases: &[(&str, &str, Option<&str>, Value, Value)] = &[
-            ("e164, BR national", "e164", None, json!("(11) 98765-4321"), json!("+5511987654321")),
-            ("e164, explicit US", "e164", Some("US"), json!("(415) 555-2671"), json!("+14155552671")),
-            ("e164, international kept", "e164", Some("US"), json!("+55 11 98765 4321"), json!("+5511987654321")),
-            ("national_phone BR", "national_phone", None, json!("+5511987654321"), json!("(11) 98765-4321")),
-            ("digits_only", "digits_only", None, json!("12.345.678/0001-95"), json!("12345678000195")),
-            ("digits_only of a number", "digits_only", None, json!(85), json!("85")),
-            ("lowercase", "lowercase", None, json!("ÁNA@X.COM"), json!("ána@x.com")),
+            (
+                "e164, BR national",
+                "e164",
+                None,
+                json!("(11) 98765-4321"),
+                json!("+5511987654321"),
+            ),
+            (
+                "e164, explicit US",
+                "e164",
+                Some("US"),
+                json!("(415) 555-2671"),
+                json!("+14155552671"),
+            ),
+            (
+                "e164, international kept",
+                "e164",
+                Some("US"),
+                json!("+55 11 98765 4321"),
+                json!("+5511987654321"),
+            ),
+            (
+                "national_phone BR",
+                "national_phone",
+                None,
+                json!("+5511987654321"),
+                json!("(11) 98765-4321"),
+            ),
+            (
+                "digits_only",
+                "digits_only",
+                None,
+                json!("12.345.678/0001-95"),
+                json!("12345678000195"),
+            ),
+            (
+                "digits_only of a number",
+                "digits_only",
+                None,
+                json!(85),
+                json!("85"),
+            ),
+            (
+                "lowercase",
+                "lowercase",
+                None,
+                json!("ÁNA@X.COM"),
+                json!("ána@x.com"),
+            ),
             ("uppercase", "uppercase", None, json!("sp"), json!("SP")),
             ("trim", "trim", None, json!("  a b  "), json!("a b")),
-            ("state name to code, BR", "state_abbreviation", None, json!("sao paulo"), json!("SP")),
-            ("state name to code, US", "state_abbreviation", None, json!("New York"), json!("NY")),
-            ("state code stays a code", "state_abbreviation", None, json!("rj"), json!("RJ")),
-            ("state code to name, BR", "state_abbreviation", Some("name:BR"), json!("PA"), json!("Pará")),
-            ("state code to name, US", "state_abbreviation", Some("name:US"), json!("pa"), json!("Pennsylvania")),
-            ("state name to canonical name", "state_abbreviation", Some("name:BR"), json!("ESPIRITO SANTO"), json!("Espírito Santo")),
-            ("date MM/DD/YYYY", "date_format", Some("MM/DD/YYYY"), json!("2024-03-05T14:30:00Z"), json!("03/05/2024")),
-            ("date DD/MM/YYYY", "date_format", Some("DD/MM/YYYY"), json!("2024-03-05"), json!("05/03/2024")),
-            ("date YYYY-MM-DD", "date_format", Some("YYYY-MM-DD"), json!("2024-03-05T14:30:00.123Z"), json!("2024-03-05")),
-            ("date keeps its offset", "date_format", Some("YYYY-MM-DD HH:mm"), json!("2024-03-05T23:30:00-03:00"), json!("2024-03-05 23:30")),
-            ("naive date-time is UTC", "date_format", Some("unix"), json!("2024-03-05T00:00:00"), json!(1_709_596_800)),
-            ("unix of an offset", "date_format", Some("unix"), json!("2024-03-04T21:00:00-03:00"), json!(1_709_596_800)),
-            ("split first", "split_name", Some("first"), json!("Ana Maria Silva"), json!("Ana")),
-            ("split last", "split_name", Some("last"), json!("Ana Maria  Silva"), json!("Maria Silva")),
-            ("default when present", "default", Some("x"), json!("given"), json!("given")),
-            ("truncate by characters", "truncate", Some("3"), json!("São Paulo"), json!("São")),
+            (
+                "state name to code, BR",
+                "state_abbreviation",
+                None,
+                json!("sao paulo"),
+                json!("SP"),
+            ),
+            (
+                "state name to code, US",
+                "state_abbreviation",
+                None,
+                json!("New York"),
+                json!("NY"),
+            ),
+            (
+                "state code stays a code",
+                "state_abbreviation",
+                None,
+                json!("rj"),
+                json!("RJ"),
+            ),
+            (
+                "state code to name, BR",
+                "state_abbreviation",
+                Some("name:BR"),
+                json!("PA"),
+                json!("Pará"),
+            ),
+            (
+                "state code to name, US",
+                "state_abbreviation",
+                Some("name:US"),
+                json!("pa"),
+                json!("Pennsylvania"),
+            ),
+            (
+                "state name to canonical name",
+                "state_abbreviation",
+                Some("name:BR"),
+                json!("ESPIRITO SANTO"),
+                json!("Espírito Santo"),
+            ),
+            (
+                "date MM/DD/YYYY",
+                "date_format",
+                Some("MM/DD/YYYY"),
+                json!("2024-03-05T14:30:00Z"),
+                json!("03/05/2024"),
+            ),
+            (
+                "date DD/MM/YYYY",
+                "date_format",
+                Some("DD/MM/YYYY"),
+                json!("2024-03-05"),
+                json!("05/03/2024"),
+            ),
+            (
+                "date YYYY-MM-DD",
+                "date_format",
+                Some("YYYY-MM-DD"),
+                json!("2024-03-05T14:30:00.123Z"),
+                json!("2024-03-05"),
+            ),
+            (
+                "date keeps its offset",
+                "date_format",
+                Some("YYYY-MM-DD HH:mm"),
+                json!("2024-03-05T23:30:00-03:00"),
+                json!("2024-03-05 23:30"),
+            ),
+            (
+                "naive date-time is UTC",
+                "date_format",
+                Some("unix"),
+                json!("2024-03-05T00:00:00"),
+                json!(1_709_596_800),
+            ),
+            (
+                "unix of an offset",
+                "date_format",
+                Some("unix"),
+                json!("2024-03-04T21:00:00-03:00"),
+                json!(1_709_596_800),
+            ),
+            (
+                "split first",
+                "split_name",
+                Some("first"),
+                json!("Ana Maria Silva"),
+                json!("Ana"),
+            ),
+            (
+                "split last",
+                "split_name",
+                Some("last"),
+                json!("Ana Maria  Silva"),
+                json!("Maria Silva"),
+            ),
+            (
+                "default when present",
+                "default",
+                Some("x"),
+                json!("given"),
+                json!("given"),
+            ),
+            (
+                "truncate by characters",
+                "truncate",
+                Some("3"),
+                json!("São Paulo"),
+                json!("São"),
+            ),
         ];
         for (case, name, arg, input, expected) in cases {
             assert_eq!(
@@ -514,21 +662,76 @@ mod tests {
             assert_eq!(run(name, None, Value::Null), Ok(None), "{name}");
             assert_eq!(run(name, None, json!("")), Ok(None), "{name} of empty");
         }
-        assert_eq!(run("default", Some("n/a"), Value::Null), Ok(Some(json!("n/a"))));
-        assert_eq!(run("split_name", Some("last"), json!("Ana")), Ok(None), "one word: no last name");
+        assert_eq!(
+            run("default", Some("n/a"), Value::Null),
+            Ok(Some(json!("n/a")))
+        );
+        assert_eq!(
+            run("split_name", Some("last"), json!("Ana")),
+            Ok(None),
+            "one word: no last name"
+        );
     }
 
     #[test]
     fn bad_values_are_clear_errors() {
         let cases: &[(&str, &str, Option<&str>, Value, &str)] = &[
-            ("non-numeric phone", "e164", None, json!("call me"), "is not a valid phone number"),
-            ("too short phone", "national_phone", None, json!("123"), "is not a valid phone number"),
-            ("no digits", "digits_only", None, json!("abc"), "has no digits"),
-            ("unknown state", "state_abbreviation", None, json!("Narnia"), "is not a US state or a Brazilian state"),
-            ("code of the other country", "state_abbreviation", Some("name:US"), json!("SP"), "is not a US state"),
-            ("unparsable date", "date_format", Some("MM/DD/YYYY"), json!("31/02/2020"), "is not an ISO 8601 date"),
-            ("impossible date", "date_format", Some("MM/DD/YYYY"), json!("2020-02-31"), "is not an ISO 8601 date"),
-            ("object is not text", "uppercase", None, json!({"a": 1}), "an object is not text"),
+            (
+                "non-numeric phone",
+                "e164",
+                None,
+                json!("call me"),
+                "is not a valid phone number",
+            ),
+            (
+                "too short phone",
+                "national_phone",
+                None,
+                json!("123"),
+                "is not a valid phone number",
+            ),
+            (
+                "no digits",
+                "digits_only",
+                None,
+                json!("abc"),
+                "has no digits",
+            ),
+            (
+                "unknown state",
+                "state_abbreviation",
+                None,
+                json!("Narnia"),
+                "is not a US state or a Brazilian state",
+            ),
+            (
+                "code of the other country",
+                "state_abbreviation",
+                Some("name:US"),
+                json!("SP"),
+                "is not a US state",
+            ),
+            (
+                "unparsable date",
+                "date_format",
+                Some("MM/DD/YYYY"),
+                json!("31/02/2020"),
+                "is not an ISO 8601 date",
+            ),
+            (
+                "impossible date",
+                "date_format",
+                Some("MM/DD/YYYY"),
+                json!("2020-02-31"),
+                "is not an ISO 8601 date",
+            ),
+            (
+                "object is not text",
+                "uppercase",
+                None,
+                json!({"a": 1}),
+                "an object is not text",
+            ),
         ];
         for (case, name, arg, input, expected) in cases {
             let err = run(name, *arg, input.clone()).expect_err(case);
@@ -544,14 +747,34 @@ mod tests {
             ("arg where none is taken", "trim", Some("x"), Part::Arg),
             ("missing date pattern", "date_format", None, Part::Arg),
             ("bad date pattern", "date_format", Some("QQ/ZZ"), Part::Arg),
-            ("pattern without tokens", "date_format", Some("//"), Part::Arg),
-            ("strftime is not a pattern", "date_format", Some("%Y-%m-%d"), Part::Arg),
+            (
+                "pattern without tokens",
+                "date_format",
+                Some("//"),
+                Part::Arg,
+            ),
+            (
+                "strftime is not a pattern",
+                "date_format",
+                Some("%Y-%m-%d"),
+                Part::Arg,
+            ),
             ("bad name part", "split_name", Some("middle"), Part::Arg),
             ("empty default", "default", Some(""), Part::Arg),
             ("truncate zero", "truncate", Some("0"), Part::Arg),
             ("truncate text", "truncate", Some("ten"), Part::Arg),
-            ("state name without country", "state_abbreviation", Some("name"), Part::Arg),
-            ("state of another country", "state_abbreviation", Some("code:MX"), Part::Arg),
+            (
+                "state name without country",
+                "state_abbreviation",
+                Some("name"),
+                Part::Arg,
+            ),
+            (
+                "state of another country",
+                "state_abbreviation",
+                Some("code:MX"),
+                Part::Arg,
+            ),
         ];
         for (case, name, arg, part) in cases {
             let (got, message) = Transform::parse(name, *arg).expect_err(case);

@@ -244,16 +244,17 @@ pub async fn inbound(
         created_at: Set(now),
         qualified_at: Set(qualified.then_some(now)),
     };
-    lead::Entity::insert(row.clone())
+    // Only a qualified lead is dispatched, and its filters read the lead as stored.
+    let dispatched = qualified
+        .then(|| row.clone().try_into_model())
+        .transpose()
+        .map_err(|e| ApiError::internal("the lead row", e))?;
+    lead::Entity::insert(row)
         .exec_without_returning(&txn)
         .await?;
-    let delivery_ids = if qualified {
-        let lead = row
-            .try_into_model()
-            .map_err(|e| ApiError::internal("the lead row", e))?;
-        insert_deliveries(&txn, &list, &lead, now).await?
-    } else {
-        Vec::new()
+    let delivery_ids = match &dispatched {
+        Some(lead) => insert_deliveries(&txn, &list, lead, now).await?,
+        None => Vec::new(),
     };
     if let Some(key) = idempotency {
         remember(&txn, &list.id, key, &answer, now).await?;

@@ -680,6 +680,28 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever a lead holds, evaluation answers: no panic.
+        #[test]
+        fn evaluation_never_panics(actual in "\\PC{0,40}", number in proptest::prelude::any::<f64>()) {
+            let ctx = json!({"lead": {"custom_fields": {"x": actual, "n": number}}});
+            for field in ["lead.custom_fields.x", "lead.custom_fields.n"] {
+                for (op, value) in [
+                    (Op::Eq, json!("a")), (Op::Neq, json!(1)), (Op::In, json!(["a", 2])),
+                    (Op::Contains, json!("a")), (Op::StartsWith, json!("a")),
+                    (Op::Exists, Value::Null), (Op::Gt, json!(1.5)),
+                    (Op::Lte, json!("2024-01-01")), (Op::Matches, json!("^\\d+$")),
+                ] {
+                    let filter = Filter {
+                        mode: MatchMode::Any,
+                        conditions: vec![Condition { field: field.into(), op, value }],
+                    };
+                    let _ = filter.evaluate(&ctx);
+                }
+            }
+        }
+    }
+
     #[test]
     fn stored_form_round_trips() {
         let stored = json!({"match": "any", "conditions": [

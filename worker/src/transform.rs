@@ -739,6 +739,26 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever a lead holds, every transform answers a value or an error: no panic.
+        #[test]
+        fn transforms_never_panic(input in proptest::prelude::any::<String>(), number in proptest::prelude::any::<f64>()) {
+            let all = [
+                ("e164", None), ("e164", Some("US")), ("national_phone", None),
+                ("digits_only", None), ("lowercase", None), ("uppercase", None), ("trim", None),
+                ("state_abbreviation", None), ("state_abbreviation", Some("name:US")),
+                ("date_format", Some("DD/MM/YYYY HH:mm:ss")), ("date_format", Some("unix")),
+                ("split_name", Some("first")), ("split_name", Some("last")),
+                ("default", Some("x")), ("truncate", Some("3")),
+            ];
+            for (name, arg) in all {
+                let t = Transform::parse(name, arg).expect("a valid transform");
+                let _ = t.apply(Some(Value::String(input.clone())), Region::BR);
+                let _ = t.apply(Some(json!(number)), Region::BR);
+            }
+        }
+    }
+
     #[test]
     fn bad_transforms_are_refused_naming_the_part() {
         let cases: &[(&str, &str, Option<&str>, Part)] = &[

@@ -7,6 +7,7 @@ use crate::{
     integrations::{IntegrationMutation, IntegrationQuery, IntegrationSubscription},
     leads::LeadQuery,
     lists::{ListMutation, ListQuery},
+    preview::PreviewQuery,
     state::AppState,
 };
 use async_graphql::{
@@ -29,6 +30,7 @@ pub struct Query(
     IntegrationQuery,
     LeadQuery,
     DeliveryQuery,
+    PreviewQuery,
 );
 
 /// Every mutation.

@@ -1,6 +1,6 @@
 //! The inbound webhook `POST /inbound/{token}`: parse, normalise, verify and score, and in
-//! ONE transaction store the lead and one delivery per active integration, then enqueue
-//! the deliveries.
+//! ONE transaction store the lead and one delivery per active integration whose dispatch
+//! filter it passes, then enqueue the deliveries.
 
 use crate::{
     error::{ApiError, ApiResult},
@@ -26,10 +26,10 @@ use chrono::{DateTime, Utc};
 use leadrelay_entity::{
     DeliveryStatus, Endpoint, LeadStatus, delivery, idempotency_key, integration, lead, list,
 };
-use leadrelay_worker::ids::new_id;
+use leadrelay_worker::{ids::new_id, payload, request};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend,
-    EntityTrait, QueryFilter, QueryOrder, Statement, TransactionTrait,
+    EntityTrait, QueryFilter, QueryOrder, Statement, TransactionTrait, TryIntoModel,
 };
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -225,7 +225,7 @@ pub async fn inbound(
     if let Some(original) = &duplicate_of {
         answer["duplicate_of"] = json!(original);
     }
-    lead::Entity::insert(lead::ActiveModel {
+    let row = lead::ActiveModel {
         id: Set(lead_id.clone()),
         tenant_id: Set(list.tenant_id.clone()),
         list_id: Set(list.id.clone()),
@@ -246,13 +246,18 @@ pub async fn inbound(
         raw_body: Set(String::from_utf8_lossy(&body).replace('\0', "\u{fffd}")),
         created_at: Set(now),
         qualified_at: Set(qualified.then_some(now)),
-    })
-    .exec_without_returning(&txn)
-    .await?;
-    let delivery_ids = if qualified {
-        insert_deliveries(&txn, &list, &lead_id, now).await?
-    } else {
-        Vec::new()
+    };
+    // Only a qualified lead is dispatched, and its filters read the lead as stored.
+    let dispatched = qualified
+        .then(|| row.clone().try_into_model())
+        .transpose()
+        .map_err(|e| ApiError::internal("the lead row", e))?;
+    lead::Entity::insert(row)
+        .exec_without_returning(&txn)
+        .await?;
+    let delivery_ids = match &dispatched {
+        Some(lead) => insert_deliveries(&txn, &list, lead, now).await?,
+        None => Vec::new(),
     };
     if let Some(key) = idempotency {
         remember(&txn, &list.id, key, &answer, now).await?;
@@ -432,14 +437,18 @@ async fn find_original(
         .await?)
 }
 
-/// One PENDING delivery of the lead per integration that takes it; returns their ids.
+/// One PENDING delivery of the lead per integration that takes it (active, or waiting
+/// out an automatic pause, and passing its dispatch filter); returns their ids. A lead no
+/// integration takes is stored and visible, and goes nowhere.
 async fn insert_deliveries(
     txn: &DatabaseTransaction,
     list: &list::Model,
-    lead_id: &str,
+    lead: &lead::Model,
     now: DateTime<Utc>,
 ) -> ApiResult<Vec<String>> {
-    let targets = integration::Entity::find()
+    let lead_id = lead.id.as_str();
+    let mut context = None;
+    let mut targets = integration::Entity::find()
         .filter(integration::Column::TenantId.eq(list.tenant_id.as_str()))
         .filter(integration::Column::ListId.eq(list.id.as_str()))
         // An auto-paused integration still gets its deliveries: they wait in the ledger
@@ -451,6 +460,14 @@ async fn insert_deliveries(
         )
         .all(txn)
         .await?;
+    targets.retain(|target| {
+        target.filter.is_none()
+            || request::dispatch(
+                target,
+                context.get_or_insert_with(|| payload::context(lead, list, &target.name)),
+            )
+            .0
+    });
     let delivery_ids: Vec<String> = targets.iter().map(|_| new_id("dlv")).collect();
     if !targets.is_empty() {
         let rows = targets

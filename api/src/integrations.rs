@@ -3,6 +3,7 @@
 
 use crate::{
     auth::{RequireRole, auth, state, subscriber},
+    dispatch::{self, Filter, FilterInput, Mapping, MappingInput},
     error::{ApiError, ApiResult, GqlResult},
     input,
     lists::{self, List},
@@ -21,6 +22,7 @@ use leadrelay_entity::{
 use leadrelay_worker::{
     Event,
     ids::new_id,
+    request,
     secrets::{self, SecretKey},
     signing,
     targets::TargetPolicy,
@@ -63,6 +65,10 @@ pub struct Integration {
     pub list_id: String,
     #[graphql(skip)]
     signing_secret: String,
+    #[graphql(skip)]
+    stored_filter: Option<serde_json::Value>,
+    #[graphql(skip)]
+    stored_mapping: Option<serde_json::Value>,
 }
 
 /// How an integration's deliveries are going.
@@ -97,6 +103,8 @@ impl From<integration::Model> for Integration {
             tenant_id: m.tenant_id,
             list_id: m.list_id,
             signing_secret: m.signing_secret,
+            stored_filter: m.filter,
+            stored_mapping: m.mapping,
         }
     }
 }
@@ -110,21 +118,11 @@ impl Integration {
             .order_by_asc(integration_header::Column::Position)
             .all(&state(ctx).db)
             .await?;
-        let key = &state(ctx).secret_key;
-        Ok(rows
+        Ok(opened(&state(ctx).secret_key, rows)
             .into_iter()
-            .map(|h| {
-                // A value that does not open (sealed under another key) shows nothing.
-                let value = key
-                    .open(
-                        &h.value,
-                        &secrets::header_context(&h.integration_id, &h.name),
-                    )
-                    .unwrap_or_default();
-                Header {
-                    value_preview: secrets::preview(&value),
-                    name: h.name,
-                }
+            .map(|(name, value)| Header {
+                value_preview: secrets::preview(&value),
+                name,
             })
             .collect())
     }
@@ -138,6 +136,16 @@ impl Integration {
     /// The list whose leads this integration receives.
     async fn list(&self, ctx: &Context<'_>) -> GqlResult<List> {
         Ok(lists::load(ctx, &self.tenant_id, &self.list_id).await?)
+    }
+
+    /// Which of the list's qualified leads this integration takes; null: all of them.
+    async fn filter(&self) -> Option<Filter> {
+        dispatch::filter_from_store(self.stored_filter.as_ref())
+    }
+
+    /// The body this integration sends; null: the default `lead.qualified` event.
+    async fn mapping(&self) -> Option<Mapping> {
+        dispatch::mapping_from_store(self.stored_mapping.as_ref())
     }
 }
 
@@ -168,9 +176,14 @@ pub struct CreateIntegrationInput {
     pub headers: Vec<HeaderInput>,
     /// Pause after this many consecutive failed deliveries (1 to 1000); unset: never.
     pub auto_pause_after: Option<i32>,
+    /// Which qualified leads to take; unset: all of them.
+    pub filter: Option<FilterInput>,
+    /// The body to send; unset: the default `lead.qualified` event.
+    pub mapping: Option<MappingInput>,
 }
 
-/// Fields given are changed; `headers` given replaces them all; `fallbackUrl: null` removes it.
+/// Fields given are changed; `headers` given replaces them all; `fallbackUrl`, `filter`
+/// and `mapping` set to null are removed.
 #[derive(InputObject)]
 pub struct UpdateIntegrationInput {
     pub name: Option<String>,
@@ -182,6 +195,10 @@ pub struct UpdateIntegrationInput {
     pub headers: Option<Vec<HeaderInput>>,
     /// `null` turns auto-pause off.
     pub auto_pause_after: MaybeUndefined<i32>,
+    /// `null` removes the filter: every qualified lead.
+    pub filter: MaybeUndefined<FilterInput>,
+    /// `null` removes the mapping: the default body.
+    pub mapping: MaybeUndefined<MappingInput>,
 }
 
 const MAX_HEADERS: usize = 50;
@@ -244,6 +261,17 @@ fn valid_headers(headers: &[HeaderInput]) -> ApiResult<Vec<(String, String)>> {
                 ApiError::BadInput(format!("headers[{i}].value: must be visible ASCII text"))
             })?;
             Ok((name.to_string(), h.value.clone()))
+        })
+        .collect()
+}
+
+/// Headers' names and opened values, for previews: a value that does not open (sealed
+/// under another key) is empty, so it shows nothing.
+pub fn opened(key: &SecretKey, rows: Vec<integration_header::Model>) -> Vec<(String, String)> {
+    rows.into_iter()
+        .map(|h| {
+            let value = secrets::open_header(key, &h).unwrap_or_default();
+            (h.name, value)
         })
         .collect()
 }
@@ -339,6 +367,11 @@ impl IntegrationMutation {
         let (auth, app) = (auth(ctx)?, state(ctx));
         let list = get_for_tenant::<list::Entity>(&app.db, &auth.tenant_id, &input.list_id).await?;
         let headers = valid_headers(&input.headers)?;
+        let filter = input.filter.map(dispatch::filter_to_store).transpose()?;
+        let mapping = input
+            .mapping
+            .map(|m| dispatch::mapping_to_store(m, request::phone_region(&list)))
+            .transpose()?;
         let now = Utc::now();
         let model = integration::ActiveModel {
             id: Set(new_id("int")),
@@ -370,6 +403,8 @@ impl IntegrationMutation {
             last_success_at: Set(None),
             last_failure_at: Set(None),
             paused_reason: Set(None),
+            filter: Set(filter),
+            mapping: Set(mapping),
             created_at: Set(now),
             updated_at: Set(now),
         };
@@ -390,7 +425,27 @@ impl IntegrationMutation {
         let (auth, app) = (auth(ctx)?, state(ctx));
         let current = get_for_tenant::<integration::Entity>(&app.db, &auth.tenant_id, &id).await?;
         let reactivated = !current.active && input.active == Some(true);
+        let list_id = current.list_id.clone();
         let mut model = current.into_active_model();
+        match input.filter {
+            MaybeUndefined::Value(filter) => {
+                model.filter = Set(Some(dispatch::filter_to_store(filter)?))
+            }
+            MaybeUndefined::Null => model.filter = Set(None),
+            MaybeUndefined::Undefined => {}
+        }
+        match input.mapping {
+            MaybeUndefined::Value(mapping) => {
+                let list =
+                    get_for_tenant::<list::Entity>(&app.db, &auth.tenant_id, &list_id).await?;
+                model.mapping = Set(Some(dispatch::mapping_to_store(
+                    mapping,
+                    request::phone_region(&list),
+                )?))
+            }
+            MaybeUndefined::Null => model.mapping = Set(None),
+            MaybeUndefined::Undefined => {}
+        }
         if let Some(name) = &input.name {
             model.name = Set(input::name("name", name)?);
         }

@@ -29,6 +29,11 @@ pub struct Model {
     pub last_failure_at: Option<DateTimeUtc>,
     /// Why the integration was paused automatically, if it was.
     pub paused_reason: Option<String>,
+    /// The dispatch filter (`leadrelay_worker::filter::Filter` as JSON); none: every lead.
+    pub filter: Option<Json>,
+    /// The field mapping (`leadrelay_worker::mapping::Mapping` as JSON); none: the default
+    /// `lead.qualified` body.
+    pub mapping: Option<Json>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

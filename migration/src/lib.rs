@@ -10,6 +10,7 @@ mod m0004_lead_score_reasons;
 mod m0005_intake_rules;
 mod m0006_list_rate_limit;
 mod m0007_list_score_weights;
+mod m0008_integration_filter_mapping;
 
 /// The ordered set of LeadRelay migrations.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_intake_rules::Migration),
             Box::new(m0006_list_rate_limit::Migration),
             Box::new(m0007_list_score_weights::Migration),
+            Box::new(m0008_integration_filter_mapping::Migration),
         ]
     }
 }

@@ -10,9 +10,8 @@ use crate::{
     ladder::{self, Verdict},
     metrics,
     outbound::{Outbound, OutboundRequest, Outcome},
-    payload,
     queue::Queue,
-    secrets, signing,
+    request, secrets,
     targets::TargetPolicy,
 };
 use chrono::{DateTime, Utc};
@@ -104,20 +103,6 @@ fn record_metrics(
     if let Some(at) = settled.delivered_at {
         metrics::lead_to_delivered((at - lead.created_at).to_std().unwrap_or_default());
     }
-}
-
-/// The secrets that sign an integration's requests: the current one, and the previous
-/// one during the 24 hours after a rotation.
-fn signing_secrets(integration: &integration::Model) -> Vec<&str> {
-    let mut secrets = vec![integration.signing_secret.as_str()];
-    if let (Some(previous), Some(until)) = (
-        &integration.previous_signing_secret,
-        integration.previous_secret_expires_at,
-    ) && until > Utc::now()
-    {
-        secrets.push(previous);
-    }
-    secrets
 }
 
 /// Now, to the microsecond: what PostgreSQL stores, so a value read back compares equal.
@@ -264,54 +249,36 @@ impl Engine {
     ) -> Result<Option<Won>, Error> {
         self.publish(&delivery, delivery.attempt_count + 1).await;
         let (lead, list, headers) = self.load(&delivery).await?;
-        let url = match (delivery.endpoint, &integration.fallback_url) {
-            (Endpoint::Fallback, Some(fallback)) => fallback.clone(),
-            _ => integration.url.clone(),
-        };
-        let body = serde_json::to_vec(&payload::lead_qualified(&lead, &list)).unwrap_or_default();
-        let timestamp = Utc::now().timestamp();
-        let signature = signing::signature_header(
-            &signing_secrets(&integration),
+        let request = request::prepare(
+            &integration,
+            delivery.endpoint,
+            &lead,
+            &list,
+            &headers,
             &delivery.id,
-            timestamp,
-            &body,
+            Utc::now(),
         )
-        .map_err(|e| Error::Client(format!("integration {} cannot sign: {e}", integration.id)))?;
-        // Ours first (shown in the attempt log as sent), then the customer's (secrets).
-        let ours = [
-            ("content-type", "application/json".to_owned()),
-            ("webhook-id", delivery.id.clone()),
-            ("webhook-timestamp", timestamp.to_string()),
-            ("webhook-signature", signature),
-        ];
-        let mut request_headers: Vec<(String, String)> = ours
-            .iter()
-            .map(|(n, v)| ((*n).to_owned(), v.clone()))
+        .map_err(|e| Error::Client(format!("integration {}: {e}", integration.id)))?;
+        for issue in &request.issues {
+            tracing::warn!(delivery_id = %delivery.id, %issue, "mapped field left out of the body");
+        }
+        let logged_headers: Vec<_> = request
+            .shown_headers()
+            .into_iter()
+            .map(|(name, value)| json!({ "name": name, "value": value }))
             .collect();
-        request_headers.extend(headers);
+        let url = request.url;
         let outcome = self
             .outbound
             .post(OutboundRequest {
                 url: &url,
-                headers: &request_headers,
-                body,
+                headers: &request.headers,
+                body: request.body,
                 timeout: Duration::from_millis(
                     u64::try_from(integration.timeout_ms).unwrap_or(10_000),
                 ),
             })
             .await;
-        let logged_headers: Vec<_> = request_headers
-            .iter()
-            .enumerate()
-            .map(|(i, (name, value))| {
-                let shown = if i < ours.len() {
-                    value.clone()
-                } else {
-                    secrets::preview(value)
-                };
-                json!({ "name": name, "value": shown })
-            })
-            .collect();
         let can_fail_over =
             delivery.endpoint == Endpoint::Primary && integration.fallback_url.is_some();
         let attempts_on_ladder = usize::try_from(delivery.ladder_attempts).unwrap_or(0) + 1;
@@ -447,8 +414,7 @@ impl Engine {
 
     /// A header's name and its value, opened with the secret key.
     fn open_header(&self, h: integration_header::Model) -> Result<(String, String), Error> {
-        let context = secrets::header_context(&h.integration_id, &h.name);
-        match self.secret_key.open(&h.value, &context) {
+        match secrets::open_header(&self.secret_key, &h) {
             Ok(value) => Ok((h.name, value)),
             Err(source) => Err(Error::Unsealable {
                 integration_id: h.integration_id,

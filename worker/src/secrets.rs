@@ -9,6 +9,7 @@ use base64::{
     Engine as _,
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
 };
+use leadrelay_entity::integration_header;
 use std::fmt;
 
 /// Marks a sealed value (and its format version).
@@ -114,6 +115,11 @@ pub fn is_sealed(stored: &str) -> bool {
 /// What a header value is bound to when sealed: its integration and (lower-case) name.
 pub fn header_context(integration_id: &str, name: &str) -> String {
     format!("header:{integration_id}:{}", name.to_ascii_lowercase())
+}
+
+/// Opens a stored header's value.
+pub fn open_header(key: &SecretKey, h: &integration_header::Model) -> Result<String, Unsealable> {
+    key.open(&h.value, &header_context(&h.integration_id, &h.name))
 }
 
 /// The preview of a secret header value: its first 4 characters when it has 12 or

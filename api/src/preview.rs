@@ -1,0 +1,169 @@
+//! `renderPreview`: the request an integration would send for a sample lead, built by the
+//! worker's own code (`leadrelay_worker::request`) from a lead read as intake reads one.
+//! Nothing is stored and nothing is sent.
+
+use crate::{
+    auth::{auth, state},
+    dispatch::ConditionResult,
+    error::{ApiError, GqlResult},
+    integrations::{self, Header},
+    lists,
+    normalise::normalise,
+    rules,
+    score::{self, Weights},
+    tenancy::{get_for_tenant, scoped},
+    verify::{self, phone::DEFAULT_REGION},
+};
+use async_graphql::{Context, ID, Json, Object, SimpleObject};
+use chrono::Utc;
+use leadrelay_entity::{Endpoint, LeadStatus, integration, integration_header, lead, list};
+use leadrelay_worker::{ids::new_id, payload, request};
+use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+use serde_json::{Value, json};
+use std::net::{IpAddr, Ipv4Addr};
+
+/// What an integration would send for a lead, and whether its filter would take it.
+#[derive(SimpleObject)]
+pub struct RenderedRequest {
+    pub method: String,
+    pub url: String,
+    /// As the attempt log shows them: ours whole, the integration's values redacted.
+    pub headers: Vec<Header>,
+    pub body: String,
+    /// Whether the integration's filter takes the lead (true without a filter).
+    pub filter_passed: bool,
+    /// Each condition of the filter and how it went.
+    pub conditions: Vec<ConditionResult>,
+    /// Mapped fields left out of the body, and why (e.g. an unparsable date).
+    pub warnings: Vec<String>,
+    /// How the list's rules would classify the lead (only QUALIFIED leads are delivered;
+    /// duplicates are not looked for).
+    pub lead_status: LeadStatus,
+}
+
+/// `renderPreview`.
+#[derive(Default)]
+pub struct PreviewQuery;
+
+#[Object]
+impl PreviewQuery {
+    /// The exact method, URL, headers (redacted) and body the integration would send for
+    /// `sample` (lead fields, as posted to the inbound URL), and how its filter judges it.
+    /// The lead is read as intake reads one (aliases, normalising, verification, score);
+    /// its id and times are those of a lead received now, and `webhook-id` is a fresh id,
+    /// so those differ from a real delivery's. `sourceIp` stands for the sender's address.
+    /// Sends nothing. Another tenant's integration is NOT_FOUND.
+    async fn render_preview(
+        &self,
+        ctx: &Context<'_>,
+        integration_id: ID,
+        sample: Json<Value>,
+        source_ip: Option<String>,
+    ) -> GqlResult<RenderedRequest> {
+        let (auth, app) = (auth(ctx)?, state(ctx));
+        let integration =
+            get_for_tenant::<integration::Entity>(&app.db, &auth.tenant_id, &integration_id)
+                .await?;
+        let list =
+            get_for_tenant::<list::Entity>(&app.db, &auth.tenant_id, &integration.list_id).await?;
+        let headers = scoped::<integration_header::Entity>(&auth.tenant_id)
+            .filter(integration_header::Column::IntegrationId.eq(integration.id.as_str()))
+            .order_by_asc(integration_header::Column::Position)
+            .all(&app.db)
+            .await?;
+        let headers = integrations::opened(&app.secret_key, headers);
+        let source_ip = source_ip
+            .map(|ip| {
+                ip.trim().parse::<IpAddr>().map_err(|_| {
+                    ApiError::BadInput(format!("sourceIp: {ip:?} is not an IP address"))
+                })
+            })
+            .transpose()?;
+        let lead = sample_lead(&list, sample.0, source_ip)?;
+        let mut context = payload::context(&lead, &list, &integration.name);
+        let (filter_passed, conditions) = request::dispatch(&integration, &mut context);
+        let prepared = request::prepare(
+            &integration,
+            Endpoint::Primary,
+            &lead,
+            &list,
+            &headers,
+            &new_id("dlv"),
+            Utc::now(),
+        )
+        .map_err(|e| ApiError::internal("rendering a preview", e))?;
+        Ok(RenderedRequest {
+            method: request::METHOD.to_owned(),
+            headers: prepared
+                .shown_headers()
+                .into_iter()
+                .map(|(name, value_preview)| Header {
+                    name,
+                    value_preview,
+                })
+                .collect(),
+            body: String::from_utf8_lossy(&prepared.body).into_owned(),
+            url: prepared.url,
+            filter_passed,
+            conditions: conditions.into_iter().map(ConditionResult::from).collect(),
+            warnings: prepared.issues.iter().map(ToString::to_string).collect(),
+            lead_status: lead.status,
+        })
+    }
+}
+
+/// The lead intake would make of `sample` on `list` (the steps of `intake::inbound`,
+/// without duplicate detection, storage or dispatch).
+fn sample_lead(
+    list: &list::Model,
+    sample: Value,
+    source_ip: Option<IpAddr>,
+) -> Result<lead::Model, ApiError> {
+    let Value::Object(sample) = sample else {
+        return Err(ApiError::BadInput(
+            "sample: must be a JSON object of lead fields".into(),
+        ));
+    };
+    let raw_body = Value::Object(sample.clone()).to_string();
+    let mut fields = normalise(sample.into_iter().collect(), &lists::aliases(list));
+    if fields.is_empty() {
+        return Err(ApiError::BadInput("sample: the lead has no fields".into()));
+    }
+    let region = list.default_phone_region.parse().unwrap_or(DEFAULT_REGION);
+    // Without a source address the IP check sees a local one: not assessed.
+    let peer = source_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let (verifications, e164) = verify::verify(&fields, peer, region);
+    let (score, score_reasons) = score::score(&fields, &verifications, &Weights::DEFAULT);
+    if e164.is_some() {
+        fields.phone = e164;
+    }
+    let reasons = rules::reasons(list, &fields, &verifications, score);
+    let status = if reasons.is_empty() {
+        LeadStatus::Qualified
+    } else {
+        LeadStatus::Disqualified
+    };
+    let now = Utc::now();
+    Ok(lead::Model {
+        id: new_id("lead"),
+        tenant_id: list.tenant_id.clone(),
+        list_id: list.id.clone(),
+        email: fields.email,
+        name: fields.name,
+        phone: fields.phone,
+        company: fields.company,
+        custom_fields: Value::Object(fields.custom_fields),
+        verifications: serde_json::to_value(&verifications)
+            .map_err(|e| ApiError::internal("serialising verifications", e))?,
+        score: Some(score),
+        score_reasons: json!(score_reasons),
+        status,
+        reasons: json!(reasons),
+        duplicate_of: None,
+        is_test: false,
+        source_ip: source_ip.map(|ip| ip.to_string()),
+        raw_body,
+        created_at: now,
+        qualified_at: (status == LeadStatus::Qualified).then_some(now),
+    })
+}

@@ -21,7 +21,10 @@ pub struct PhoneCheck {
 
 /// Checks `text` as a phone number, reading it in `region` unless it has a country code.
 pub fn check(text: &str, region: Id) -> PhoneCheck {
-    let parsed = phonenumber::parse(Some(region), text).ok();
+    // A number with its country code is read without the list's region: given one,
+    // libphonenumber 0.3 misreads some (`+55 11 98765-4321` in US).
+    let region = (!text.trim_start().starts_with('+')).then_some(region);
+    let parsed = phonenumber::parse(region, text).ok();
     let number = match parsed {
         Some(n) if n.is_valid() => Some(n),
         other => other.and_then(|n| with_ninth_digit(&n)),
@@ -212,6 +215,20 @@ mod tests {
                 Id::PT,
                 Some("+351912345678"),
                 Some("mobile"),
+            ),
+            (
+                "BR with country code on a US list",
+                "+55 11 98765-4321",
+                Id::US,
+                Some("+5511987654321"),
+                Some("mobile"),
+            ),
+            (
+                "US with country code on a BR list",
+                "+1 650-253-0000",
+                Id::BR,
+                Some("+16502530000"),
+                Some("fixed_line_or_mobile"),
             ),
             ("too short", "123", Id::BR, None, None),
             (

@@ -1,6 +1,7 @@
 //! The GraphQL schema, merged from the domain modules, and its HTTP and WebSocket
 //! (graphql-transport-ws) endpoints.
 
+use crate::test_leads::TestLeadMutation;
 use crate::{
     auth::{Auth, AuthMutation, AuthQuery},
     deliveries::{DeliveryMutation, DeliveryQuery, DeliverySubscription},
@@ -40,6 +41,7 @@ pub struct Mutation(
     ListMutation,
     IntegrationMutation,
     DeliveryMutation,
+    TestLeadMutation,
 );
 
 /// Every subscription.

@@ -5,7 +5,7 @@
 use crate::{
     error::{ApiError, ApiResult},
     lists,
-    normalise::normalise,
+    normalise::{Normalised, normalise},
     rules,
     score::{self, Weights},
     state::AppState,
@@ -32,9 +32,103 @@ use sea_orm::{
     EntityTrait, QueryFilter, QueryOrder, Statement, TransactionTrait, TryIntoModel,
 };
 use serde_json::{Value, json};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use subtle::ConstantTimeEq;
 use tower_http::cors::{Any, CorsLayer};
+
+/// A lead as its list reads it: the normalised fields (the phone in E.164 when valid),
+/// the verifications, the score and the reasons the list's rules give against it.
+pub struct Assessed {
+    pub fields: Normalised,
+    pub verifications: Value,
+    pub score: i32,
+    pub score_reasons: Vec<String>,
+    pub reasons: Vec<String>,
+}
+
+/// Verifies (with the configured lookups), scores with the list's weights and applies
+/// the list's rules to a lead sent from `source_ip`.
+pub async fn assess(
+    app: &AppState,
+    list: &list::Model,
+    mut fields: Normalised,
+    source_ip: IpAddr,
+) -> ApiResult<Assessed> {
+    let region = list.default_phone_region.parse().unwrap_or(DEFAULT_REGION);
+    let (verifications, e164) = app.lookups.verify(&fields, source_ip, region).await;
+    let (score, score_reasons) = score::score(
+        &fields,
+        &verifications,
+        &Weights::stored(&list.score_weights),
+    );
+    if e164.is_some() {
+        fields.phone = e164;
+    }
+    let reasons = rules::reasons(list, &fields, &verifications, score);
+    Ok(Assessed {
+        verifications: serde_json::to_value(&verifications)
+            .map_err(|e| ApiError::internal("serialising verifications", e))?,
+        fields,
+        score,
+        score_reasons,
+        reasons,
+    })
+}
+
+/// The lead intake would make of `sample` (a JSON object of fields) on `list`, as if
+/// posted from `source_ip` (a local address when None: not assessed): assessed, not
+/// stored, no duplicate lookup.
+pub async fn sample_lead(
+    app: &AppState,
+    list: &list::Model,
+    sample: Value,
+    source_ip: Option<IpAddr>,
+) -> ApiResult<lead::Model> {
+    let Value::Object(sample) = sample else {
+        return Err(ApiError::BadInput(
+            "sample: must be a JSON object of lead fields".into(),
+        ));
+    };
+    let raw_body = Value::Object(sample.clone()).to_string();
+    let fields = normalise(sample.into_iter().collect(), &lists::aliases(list));
+    if fields.is_empty() {
+        return Err(ApiError::BadInput("sample: the lead has no fields".into()));
+    }
+    let a = assess(
+        app,
+        list,
+        fields,
+        source_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+    )
+    .await?;
+    let status = if a.reasons.is_empty() {
+        LeadStatus::Qualified
+    } else {
+        LeadStatus::Disqualified
+    };
+    let now = Utc::now();
+    Ok(lead::Model {
+        id: new_id("lead"),
+        tenant_id: list.tenant_id.clone(),
+        list_id: list.id.clone(),
+        email: a.fields.email,
+        name: a.fields.name,
+        phone: a.fields.phone,
+        company: a.fields.company,
+        custom_fields: Value::Object(a.fields.custom_fields),
+        verifications: a.verifications,
+        score: Some(a.score),
+        score_reasons: json!(a.score_reasons),
+        status,
+        reasons: json!(a.reasons),
+        duplicate_of: None,
+        is_test: false,
+        source_ip: source_ip.map(|ip| ip.to_string()),
+        raw_body,
+        created_at: now,
+        qualified_at: (status == LeadStatus::Qualified).then_some(now),
+    })
+}
 
 /// The largest inbound body accepted.
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -169,28 +263,25 @@ pub async fn inbound(
         _ => ApiError::BadInput(format!("could not read the body: {e}")),
     })?;
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let mut fields = normalise(
+    let fields = normalise(
         read_fields(content_type, body.clone(), query.as_deref()).await?,
         &lists::aliases(&list),
     );
     if fields.is_empty() {
         return Err(ApiError::Unprocessable("the lead has no fields".into()));
     }
-    let region = list.default_phone_region.parse().unwrap_or(DEFAULT_REGION);
     let source_ip = app.trusted_proxies.client_ip(peer.ip(), &headers);
-    let (verifications, e164) = app.lookups.verify(&fields, source_ip, region).await;
-    let weights = Weights::stored(&list.score_weights);
-    let (score, score_reasons) = score::score(&fields, &verifications, &weights);
-    if e164.is_some() {
-        fields.phone = e164;
-    }
-    let reasons = rules::reasons(&list, &fields, &verifications, score);
+    let Assessed {
+        fields,
+        verifications,
+        score,
+        score_reasons,
+        reasons,
+    } = assess(&app, &list, fields, source_ip).await?;
     let keys = rules::dedupe_keys(&list, &fields);
 
     let now = Utc::now();
     let lead_id = new_id("lead");
-    let verifications = serde_json::to_value(&verifications)
-        .map_err(|e| ApiError::internal("serialising verifications", e))?;
     let txn = app.db.begin().await?;
     let locks = keys
         .iter()
@@ -446,7 +537,6 @@ async fn insert_deliveries(
     lead: &lead::Model,
     now: DateTime<Utc>,
 ) -> ApiResult<Vec<String>> {
-    let lead_id = lead.id.as_str();
     let mut context = None;
     let mut targets = integration::Entity::find()
         .filter(integration::Column::TenantId.eq(list.tenant_id.as_str()))
@@ -468,6 +558,17 @@ async fn insert_deliveries(
             )
             .0
     });
+    insert_delivery_rows(txn, lead, &targets, now).await
+}
+
+/// One PENDING delivery of `lead` to each of `targets` (a test delivery for a test
+/// lead); returns their ids.
+pub async fn insert_delivery_rows(
+    txn: &DatabaseTransaction,
+    lead: &lead::Model,
+    targets: &[integration::Model],
+    now: DateTime<Utc>,
+) -> ApiResult<Vec<String>> {
     let delivery_ids: Vec<String> = targets.iter().map(|_| new_id("dlv")).collect();
     if !targets.is_empty() {
         let rows = targets
@@ -475,16 +576,16 @@ async fn insert_deliveries(
             .zip(&delivery_ids)
             .map(|(target, id)| delivery::ActiveModel {
                 id: Set(id.clone()),
-                tenant_id: Set(list.tenant_id.clone()),
-                lead_id: Set(lead_id.to_owned()),
-                list_id: Set(list.id.clone()),
+                tenant_id: Set(lead.tenant_id.clone()),
+                lead_id: Set(lead.id.clone()),
+                list_id: Set(lead.list_id.clone()),
                 integration_id: Set(target.id.clone()),
                 status: Set(DeliveryStatus::Pending),
                 attempt_count: Set(0),
                 next_attempt_at: Set(Some(now)),
                 lease_until: Set(None),
                 last_status_code: Set(None),
-                is_test: Set(false),
+                is_test: Set(lead.is_test),
                 endpoint: Set(Endpoint::Primary),
                 ladder_attempts: Set(0),
                 delivered_at: Set(None),

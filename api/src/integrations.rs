@@ -127,6 +127,19 @@ impl Integration {
             .collect())
     }
 
+    /// The status of the latest test delivery (`sendTestLead`); null before the first.
+    /// An integration can be activated without a successful test.
+    async fn last_test_status(&self, ctx: &Context<'_>) -> GqlResult<Option<DeliveryStatus>> {
+        Ok(scoped::<delivery::Entity>(&self.tenant_id)
+            .filter(delivery::Column::IntegrationId.eq(self.id.as_str()))
+            .filter(delivery::Column::IsTest.eq(true))
+            .order_by_desc(delivery::Column::CreatedAt)
+            .order_by_desc(delivery::Column::Id)
+            .one(&state(ctx).db)
+            .await?
+            .map(|d| d.status))
+    }
+
     /// The `whsec_` secret receivers verify signatures with (OWNER and ADMIN only).
     #[graphql(guard = "RequireRole(Role::Admin)")]
     async fn signing_secret(&self) -> &str {

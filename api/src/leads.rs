@@ -3,14 +3,15 @@
 use crate::{
     auth::{auth, state},
     deliveries::Delivery,
-    error::GqlResult,
+    error::{ApiError, ApiResult, GqlResult},
     lists::{self, List},
-    tenancy::{find_for_tenant, scoped},
+    pagination::{Page, paginate},
+    tenancy::{find_for_tenant, parse_id, scoped},
 };
-use async_graphql::{ComplexObject, Context, ID, Json, Object, SimpleObject};
+use async_graphql::{ComplexObject, Context, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use leadrelay_entity::{LeadStatus, delivery, lead};
-use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
+use leadrelay_entity::{LeadStatus, delivery, lead, list};
+use sea_orm::{ColumnTrait, Condition, QueryFilter, QueryOrder};
 
 /// A received lead.
 #[derive(SimpleObject, Clone)]
@@ -84,12 +85,78 @@ impl Lead {
     }
 }
 
+/// Which leads to list. Test leads (`sendTestLead`) are left out unless `isTest` asks
+/// for them.
+#[derive(InputObject, Default)]
+pub struct LeadFilter {
+    pub list_id: Option<ID>,
+    pub status: Option<Vec<LeadStatus>>,
+    /// true: only test leads; false or absent: only real ones.
+    pub is_test: Option<bool>,
+    /// Received at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Received before.
+    pub to: Option<DateTime<Utc>>,
+    /// Part of the email or phone.
+    pub search: Option<String>,
+}
+
+impl LeadFilter {
+    /// The filter as a condition on leads (the caller scopes it to a tenant).
+    fn condition(&self) -> ApiResult<Condition> {
+        let mut c = Condition::all().add(lead::Column::IsTest.eq(self.is_test.unwrap_or(false)));
+        if let Some(id) = &self.list_id {
+            c = c.add(lead::Column::ListId.eq(parse_id::<list::Entity>(id)?));
+        }
+        if let Some(statuses) = &self.status {
+            c = c.add(lead::Column::Status.is_in(statuses.clone()));
+        }
+        if let Some(from) = self.from {
+            c = c.add(lead::Column::CreatedAt.gte(from));
+        }
+        if let Some(to) = self.to {
+            c = c.add(lead::Column::CreatedAt.lt(to));
+        }
+        if let Some(search) = self
+            .search
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            if search.len() > 254 {
+                return Err(ApiError::BadInput("search: at most 254 characters".into()));
+            }
+            let search = search.to_lowercase();
+            c = c.add(
+                Condition::any()
+                    .add(lead::Column::Email.contains(&search))
+                    .add(lead::Column::Phone.contains(&search)),
+            );
+        }
+        Ok(c)
+    }
+}
+
 /// `lead`.
 #[derive(Default)]
 pub struct LeadQuery;
 
 #[Object]
 impl LeadQuery {
+    /// The tenant's leads, newest first; test leads only when the filter asks for them.
+    async fn leads(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<LeadFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> GqlResult<Page<Lead>> {
+        let (auth, app) = (auth(ctx)?, state(ctx));
+        let select =
+            scoped::<lead::Entity>(&auth.tenant_id).filter(filter.unwrap_or_default().condition()?);
+        Ok(paginate(&app.db, select, first, after, Lead::from).await?)
+    }
+
     /// One lead, or null when it does not exist for this tenant.
     async fn lead(&self, ctx: &Context<'_>, id: ID) -> GqlResult<Option<Lead>> {
         let (auth, app) = (auth(ctx)?, state(ctx));

@@ -22,6 +22,7 @@ pub mod rules;
 pub mod score;
 pub mod state;
 pub mod tenancy;
+pub mod test_leads;
 pub mod verify;
 
 pub use config::{Command, Config};

@@ -6,21 +6,17 @@ use crate::{
     auth::{auth, state},
     dispatch::ConditionResult,
     error::{ApiError, GqlResult},
+    intake,
     integrations::{self, Header},
-    lists,
-    normalise::normalise,
-    rules,
-    score::{self, Weights},
     tenancy::{get_for_tenant, scoped},
-    verify::{self, phone::DEFAULT_REGION},
 };
 use async_graphql::{Context, ID, Json, Object, SimpleObject};
 use chrono::Utc;
-use leadrelay_entity::{Endpoint, LeadStatus, integration, integration_header, lead, list};
+use leadrelay_entity::{Endpoint, LeadStatus, integration, integration_header, list};
 use leadrelay_worker::{ids::new_id, payload, request};
 use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
-use serde_json::{Value, json};
-use std::net::{IpAddr, Ipv4Addr};
+use serde_json::Value;
+use std::net::IpAddr;
 
 /// What an integration would send for a lead, and whether its filter would take it.
 #[derive(SimpleObject)]
@@ -79,7 +75,7 @@ impl PreviewQuery {
                 })
             })
             .transpose()?;
-        let lead = sample_lead(&list, sample.0, source_ip)?;
+        let lead = intake::sample_lead(app, &list, sample.0, source_ip).await?;
         let mut context = payload::context(&lead, &list, &integration.name);
         let (filter_passed, conditions) = request::dispatch(&integration, &mut context);
         let prepared = request::prepare(
@@ -110,60 +106,4 @@ impl PreviewQuery {
             lead_status: lead.status,
         })
     }
-}
-
-/// The lead intake would make of `sample` on `list` (the steps of `intake::inbound`,
-/// without duplicate detection, storage or dispatch).
-fn sample_lead(
-    list: &list::Model,
-    sample: Value,
-    source_ip: Option<IpAddr>,
-) -> Result<lead::Model, ApiError> {
-    let Value::Object(sample) = sample else {
-        return Err(ApiError::BadInput(
-            "sample: must be a JSON object of lead fields".into(),
-        ));
-    };
-    let raw_body = Value::Object(sample.clone()).to_string();
-    let mut fields = normalise(sample.into_iter().collect(), &lists::aliases(list));
-    if fields.is_empty() {
-        return Err(ApiError::BadInput("sample: the lead has no fields".into()));
-    }
-    let region = list.default_phone_region.parse().unwrap_or(DEFAULT_REGION);
-    // Without a source address the IP check sees a local one: not assessed.
-    let peer = source_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let (verifications, e164) = verify::verify(&fields, peer, region);
-    let (score, score_reasons) = score::score(&fields, &verifications, &Weights::DEFAULT);
-    if e164.is_some() {
-        fields.phone = e164;
-    }
-    let reasons = rules::reasons(list, &fields, &verifications, score);
-    let status = if reasons.is_empty() {
-        LeadStatus::Qualified
-    } else {
-        LeadStatus::Disqualified
-    };
-    let now = Utc::now();
-    Ok(lead::Model {
-        id: new_id("lead"),
-        tenant_id: list.tenant_id.clone(),
-        list_id: list.id.clone(),
-        email: fields.email,
-        name: fields.name,
-        phone: fields.phone,
-        company: fields.company,
-        custom_fields: Value::Object(fields.custom_fields),
-        verifications: serde_json::to_value(&verifications)
-            .map_err(|e| ApiError::internal("serialising verifications", e))?,
-        score: Some(score),
-        score_reasons: json!(score_reasons),
-        status,
-        reasons: json!(reasons),
-        duplicate_of: None,
-        is_test: false,
-        source_ip: source_ip.map(|ip| ip.to_string()),
-        raw_body,
-        created_at: now,
-        qualified_at: (status == LeadStatus::Qualified).then_some(now),
-    })
 }

@@ -349,8 +349,8 @@ impl Engine {
         let Some(integration) = lock_integration(&txn, &row.integration_id).await? else {
             return Ok(Claim::Nothing);
         };
-        if !integration.active {
-            // It waits in the ledger; reactivation re-enqueues it.
+        if !integration.active && !row.is_test {
+            // It waits in the ledger; reactivation re-enqueues it. (A test goes anyway.)
             return Ok(Claim::Nothing);
         }
         let busy = delivery::Entity::find()
@@ -553,7 +553,12 @@ impl Engine {
             txn.commit().await?;
             return Ok(Some((settled, None)));
         };
-        let paused = self.record_health(&txn, &current, status, now).await?;
+        // A test (`sendTestLead`) says nothing about the integration's live health.
+        let paused = if d.is_test {
+            None
+        } else {
+            self.record_health(&txn, &current, status, now).await?
+        };
         let next = self.hand_off(&txn, integration, current, now).await?;
         txn.commit().await?;
         if let Some(paused) = paused {

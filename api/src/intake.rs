@@ -488,6 +488,7 @@ async fn insert_deliveries(
                 endpoint: Set(Endpoint::Primary),
                 ladder_attempts: Set(0),
                 delivered_at: Set(None),
+                progress: Set(None),
                 created_at: Set(now),
                 updated_at: Set(now),
             });

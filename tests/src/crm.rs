@@ -75,7 +75,7 @@ fn hubspot_call(
     uri: &Uri,
     headers: HeaderMap,
     body: &Bytes,
-) -> Result<Value, Response> {
+) -> Result<Value, Box<Response>> {
     let mut s = state.lock().expect("mock state");
     let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     s.calls.push(Call {
@@ -85,18 +85,18 @@ fn hubspot_call(
     });
     let expected = format!("Bearer {}", s.token);
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
-        return Err(hubspot_error(
+        return Err(Box::new(hubspot_error(
             StatusCode::UNAUTHORIZED,
             "INVALID_AUTHENTICATION",
             "Authentication credentials not found.",
-        ));
+        )));
     }
     if headers.get("content-type").and_then(|v| v.to_str().ok()) != Some("application/json") {
-        return Err(hubspot_error(
+        return Err(Box::new(hubspot_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "VALIDATION_ERROR",
             "Content-Type must be application/json",
-        ));
+        )));
     }
     Ok(parsed)
 }
@@ -118,7 +118,7 @@ async fn hubspot_upsert(
 ) -> Response {
     let parsed = match hubspot_call(&state, &uri, headers, &body) {
         Ok(parsed) => parsed,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let Some(inputs) = parsed["inputs"]
         .as_array()
@@ -183,7 +183,7 @@ async fn hubspot_create(
 ) -> Response {
     let parsed = match hubspot_call(&state, &uri, headers, &body) {
         Ok(parsed) => parsed,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let Some(properties) = properties_of(&parsed["properties"]) else {
         return hubspot_error(
@@ -291,7 +291,7 @@ fn pipedrive_call(
     uri: &Uri,
     headers: HeaderMap,
     body: &Bytes,
-) -> Result<Value, Response> {
+) -> Result<Value, Box<Response>> {
     let mut s = state.lock().expect("mock state");
     let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     s.calls.push(Call {
@@ -300,10 +300,10 @@ fn pipedrive_call(
         body: parsed.clone(),
     });
     if headers.get("x-api-token").and_then(|v| v.to_str().ok()) != Some(s.token.as_str()) {
-        return Err(pipedrive_error(
+        return Err(Box::new(pipedrive_error(
             StatusCode::UNAUTHORIZED,
             "unauthorized access",
-        ));
+        )));
     }
     Ok(parsed)
 }
@@ -328,9 +328,9 @@ async fn pipedrive_person(
 ) -> Response {
     let parsed = match pipedrive_call(&state, &uri, headers, &body) {
         Ok(parsed) => parsed,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
-    if !parsed["name"].as_str().is_some_and(|n| !n.is_empty())
+    if parsed["name"].as_str().is_none_or(str::is_empty)
         || !contact_points(&parsed["emails"])
         || !contact_points(&parsed["phones"])
     {
@@ -358,7 +358,7 @@ async fn pipedrive_lead(
 ) -> Response {
     let parsed = match pipedrive_call(&state, &uri, headers, &body) {
         Ok(parsed) => parsed,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let mut s = state.lock().expect("mock state");
     if s.failing_leads > 0 {
@@ -367,7 +367,7 @@ async fn pipedrive_lead(
     }
     let person_id = parsed["person_id"].as_u64();
     let known = person_id.is_some_and(|id| s.persons.iter().any(|p| p["id"] == json!(id)));
-    if !parsed["title"].as_str().is_some_and(|t| !t.is_empty()) || !known {
+    if parsed["title"].as_str().is_none_or(str::is_empty) || !known {
         return pipedrive_error(
             StatusCode::BAD_REQUEST,
             "A lead needs a title and an existing person_id",

@@ -155,7 +155,7 @@ pub(super) fn check_url(
             let hook = segments
                 .iter()
                 .position(|s| matches!(*s, "webhook" | "webhook-test"));
-            if !hook.is_some_and(|i| i + 1 < segments.len()) {
+            if hook.is_none_or(|i| i + 1 >= segments.len()) {
                 return Err(
                     "is not an n8n Webhook node URL: expected https://<your n8n>/webhook/<path> (or /webhook-test/<path>)"
                         .into(),

@@ -5,6 +5,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use async_graphql::{Enum, InputObject, Json, SimpleObject};
+use leadrelay_entity::IntegrationKind;
 use leadrelay_worker::{
     filter::{
         self, Condition as StoredCondition, Filter as StoredFilter, MatchMode as StoredMatch,
@@ -15,6 +16,7 @@ use leadrelay_worker::{
         TransformSpec,
     },
     payload::Invalid,
+    preset,
     transform::Region,
 };
 use serde_json::Value;
@@ -225,7 +227,11 @@ pub fn filter_to_store(input: FilterInput) -> ApiResult<Value> {
 
 /// Checks a mapping (static values transformed with the list's phone `region`) and
 /// returns it as stored; `BAD_USER_INPUT` names the faulty field.
-pub fn mapping_to_store(input: MappingInput, region: Region) -> ApiResult<Value> {
+pub fn mapping_to_store(
+    input: MappingInput,
+    kind: IntegrationKind,
+    region: Region,
+) -> ApiResult<Value> {
     let mapping = StoredMapping {
         format: input.format.into(),
         fields: input
@@ -248,6 +254,7 @@ pub fn mapping_to_store(input: MappingInput, region: Region) -> ApiResult<Value>
             .collect(),
     };
     mapping.validate(region).map_err(bad)?;
+    preset::check_mapping(kind, &mapping).map_err(bad)?;
     stored(&mapping)
 }
 
@@ -348,6 +355,7 @@ mod tests {
                     }]),
                 }],
             },
+            IntegrationKind::Webhook,
             Region::BR,
         )
         .expect_err("bad pattern");

@@ -589,6 +589,7 @@ pub async fn insert_delivery_rows(
                 endpoint: Set(Endpoint::Primary),
                 ladder_attempts: Set(0),
                 delivered_at: Set(None),
+                progress: Set(None),
                 created_at: Set(now),
                 updated_at: Set(now),
             });

@@ -1,5 +1,7 @@
 //! Integrations: where a list's qualified leads go. Header values are secrets: written
-//! through the API, never read back (only a preview).
+//! through the API, never read back (only a preview). A preset kind (HUBSPOT, PIPEDRIVE,
+//! ZAPIER, MAKE, N8N) is checked at save time by the worker's rules
+//! (`leadrelay_worker::preset`): its URL, the credential header it needs, its mapping.
 
 use crate::{
     auth::{RequireRole, auth, state, subscriber},
@@ -22,7 +24,7 @@ use leadrelay_entity::{
 use leadrelay_worker::{
     Event,
     ids::new_id,
-    request,
+    preset, request,
     secrets::{self, SecretKey},
     signing,
     targets::TargetPolicy,
@@ -69,6 +71,8 @@ pub struct Integration {
     stored_filter: Option<serde_json::Value>,
     #[graphql(skip)]
     stored_mapping: Option<serde_json::Value>,
+    #[graphql(skip)]
+    stored_settings: Option<serde_json::Value>,
 }
 
 /// How an integration's deliveries are going.
@@ -105,6 +109,7 @@ impl From<integration::Model> for Integration {
             signing_secret: m.signing_secret,
             stored_filter: m.filter,
             stored_mapping: m.mapping,
+            stored_settings: m.settings,
         }
     }
 }
@@ -156,10 +161,41 @@ impl Integration {
         dispatch::filter_from_store(self.stored_filter.as_ref())
     }
 
-    /// The body this integration sends; null: the default `lead.qualified` event.
+    /// The body this integration sends; null: the default `lead.qualified` event (for a
+    /// preset: its own body, which the mapping's fields are merged into for HUBSPOT and
+    /// PIPEDRIVE, or replace for ZAPIER, MAKE and N8N).
     async fn mapping(&self) -> Option<Mapping> {
         dispatch::mapping_from_store(self.stored_mapping.as_ref())
     }
+
+    /// A PIPEDRIVE integration's settings; null for other kinds.
+    async fn pipedrive(&self) -> Option<PipedriveSettings> {
+        (self.kind == IntegrationKind::Pipedrive).then(|| {
+            let settings = self
+                .stored_settings
+                .clone()
+                .and_then(|v| serde_json::from_value::<preset::Settings>(v).ok())
+                .unwrap_or_default();
+            PipedriveSettings {
+                create_lead: settings.create_lead,
+            }
+        })
+    }
+}
+
+/// A PIPEDRIVE integration's settings.
+#[derive(SimpleObject)]
+pub struct PipedriveSettings {
+    /// Whether a lead (Leads Inbox) linked to the person is created too.
+    pub create_lead: bool,
+}
+
+/// A PIPEDRIVE integration's settings.
+#[derive(InputObject)]
+pub struct PipedriveInput {
+    /// Also create a lead in the Leads Inbox, linked to the person (a second request).
+    #[graphql(default)]
+    pub create_lead: bool,
 }
 
 /// A header to send; `value` is stored and never shown again.
@@ -175,7 +211,12 @@ pub struct CreateIntegrationInput {
     pub name: String,
     #[graphql(default_with = "IntegrationKind::Webhook")]
     pub kind: IntegrationKind,
-    pub url: String,
+    /// The target (for HUBSPOT and PIPEDRIVE: the API's base URL, e.g.
+    /// `https://acme.pipedrive.com`). Required, except for HUBSPOT
+    /// (`https://api.hubapi.com`).
+    pub url: Option<String>,
+    /// Where deliveries go when the URL's last attempt failed (not for HUBSPOT and
+    /// PIPEDRIVE).
     pub fallback_url: Option<String>,
     #[graphql(default = true)]
     pub active: bool,
@@ -193,6 +234,8 @@ pub struct CreateIntegrationInput {
     pub filter: Option<FilterInput>,
     /// The body to send; unset: the default `lead.qualified` event.
     pub mapping: Option<MappingInput>,
+    /// PIPEDRIVE only.
+    pub pipedrive: Option<PipedriveInput>,
 }
 
 /// Fields given are changed; `headers` given replaces them all; `fallbackUrl`, `filter`
@@ -212,6 +255,8 @@ pub struct UpdateIntegrationInput {
     pub filter: MaybeUndefined<FilterInput>,
     /// `null` removes the mapping: the default body.
     pub mapping: MaybeUndefined<MappingInput>,
+    /// PIPEDRIVE only.
+    pub pipedrive: Option<PipedriveInput>,
 }
 
 const MAX_HEADERS: usize = 50;
@@ -231,11 +276,66 @@ const RESERVED_HEADERS: &[&str] = &[
     "upgrade",
 ];
 
-fn valid_url(field: &str, raw: &str, policy: &TargetPolicy) -> ApiResult<String> {
-    policy
-        .check_url(raw)
-        .map(|u| u.to_string())
-        .map_err(|e| ApiError::BadInput(format!("{field}: {e}")))
+/// Checks an integration's URL: the target rules, then those of its `kind` (see
+/// `leadrelay_worker::preset::check_url`; the development switch skips their host-name
+/// checks).
+fn valid_url(
+    field: &str,
+    raw: &str,
+    kind: IntegrationKind,
+    policy: &TargetPolicy,
+) -> ApiResult<String> {
+    let bad = |e: String| ApiError::BadInput(format!("{field}: {e}"));
+    let url = policy.check_url(raw).map_err(|e| bad(e.to_string()))?;
+    preset::check_url(kind, &url, policy.allow_insecure).map_err(bad)?;
+    Ok(url.to_string())
+}
+
+/// Checks a fallback URL: the target rules (a hook's fallback may be another tool, as
+/// the flat body suits any); the CRMs have none.
+fn valid_fallback(raw: &str, kind: IntegrationKind, policy: &TargetPolicy) -> ApiResult<String> {
+    if !preset::takes_fallback(kind) {
+        return Err(ApiError::BadInput(format!(
+            "fallbackUrl: a {} integration has no fallback URL (its body fits that API only)",
+            kind_name(kind)
+        )));
+    }
+    valid_url("fallbackUrl", raw, IntegrationKind::Webhook, policy)
+}
+
+/// The kind as the API names it.
+fn kind_name(kind: IntegrationKind) -> &'static str {
+    match kind {
+        IntegrationKind::Webhook => "WEBHOOK",
+        IntegrationKind::Hubspot => "HUBSPOT",
+        IntegrationKind::Pipedrive => "PIPEDRIVE",
+        IntegrationKind::Zapier => "ZAPIER",
+        IntegrationKind::Make => "MAKE",
+        IntegrationKind::N8n => "N8N",
+    }
+}
+
+/// Checks that `headers` carry the credential `kind` needs.
+fn valid_credentials(kind: IntegrationKind, headers: &[(String, String)]) -> ApiResult<()> {
+    preset::check_headers(kind, headers).map_err(|e| ApiError::BadInput(format!("headers: {e}")))
+}
+
+/// The stored settings of an integration of `kind` given `pipedrive`.
+fn valid_settings(
+    kind: IntegrationKind,
+    pipedrive: Option<PipedriveInput>,
+) -> ApiResult<Option<serde_json::Value>> {
+    match (kind, pipedrive) {
+        (_, None) => Ok(None),
+        (IntegrationKind::Pipedrive, Some(p)) => Ok(serde_json::to_value(preset::Settings {
+            create_lead: p.create_lead,
+        })
+        .ok()),
+        (kind, Some(_)) => Err(ApiError::BadInput(format!(
+            "pipedrive: only a PIPEDRIVE integration takes these settings, not a {}",
+            kind_name(kind)
+        ))),
+    }
 }
 
 /// Per-request timeout bounds, in ms.
@@ -379,25 +479,39 @@ impl IntegrationMutation {
     ) -> GqlResult<Integration> {
         let (auth, app) = (auth(ctx)?, state(ctx));
         let list = get_for_tenant::<list::Entity>(&app.db, &auth.tenant_id, &input.list_id).await?;
+        let kind = input.kind;
         let headers = valid_headers(&input.headers)?;
+        let url = match input.url.as_deref().or(preset::default_url(kind)) {
+            Some(url) => valid_url("url", url, kind, &app.targets)?,
+            None => {
+                return Err(ApiError::BadInput(format!(
+                    "url: required for a {} integration",
+                    kind_name(kind)
+                ))
+                .into());
+            }
+        };
+        let fallback_url = input
+            .fallback_url
+            .as_deref()
+            .map(|u| valid_fallback(u, kind, &app.targets))
+            .transpose()?;
+        valid_credentials(kind, &headers)?;
         let filter = input.filter.map(dispatch::filter_to_store).transpose()?;
         let mapping = input
             .mapping
-            .map(|m| dispatch::mapping_to_store(m, request::phone_region(&list)))
+            .map(|m| dispatch::mapping_to_store(m, kind, request::phone_region(&list)))
             .transpose()?;
+        let settings = valid_settings(kind, input.pipedrive)?;
         let now = Utc::now();
         let model = integration::ActiveModel {
             id: Set(new_id("int")),
             tenant_id: Set(auth.tenant_id.clone()),
             list_id: Set(list.id),
             name: Set(input::name("name", &input.name)?),
-            kind: Set(input.kind),
-            url: Set(valid_url("url", &input.url, &app.targets)?),
-            fallback_url: Set(input
-                .fallback_url
-                .as_deref()
-                .map(|u| valid_url("fallbackUrl", u, &app.targets))
-                .transpose()?),
+            kind: Set(kind),
+            url: Set(url),
+            fallback_url: Set(fallback_url),
             active: Set(input.active),
             timeout_ms: Set(input::in_range("timeoutMs", input.timeout_ms, TIMEOUT_MS)?),
             max_in_flight: Set(input::in_range(
@@ -418,6 +532,7 @@ impl IntegrationMutation {
             paused_reason: Set(None),
             filter: Set(filter),
             mapping: Set(mapping),
+            settings: Set(settings),
             created_at: Set(now),
             updated_at: Set(now),
         };
@@ -439,6 +554,7 @@ impl IntegrationMutation {
         let current = get_for_tenant::<integration::Entity>(&app.db, &auth.tenant_id, &id).await?;
         let reactivated = !current.active && input.active == Some(true);
         let list_id = current.list_id.clone();
+        let kind = current.kind;
         let mut model = current.into_active_model();
         match input.filter {
             MaybeUndefined::Value(filter) => {
@@ -453,6 +569,7 @@ impl IntegrationMutation {
                     get_for_tenant::<list::Entity>(&app.db, &auth.tenant_id, &list_id).await?;
                 model.mapping = Set(Some(dispatch::mapping_to_store(
                     mapping,
+                    kind,
                     request::phone_region(&list),
                 )?))
             }
@@ -463,11 +580,11 @@ impl IntegrationMutation {
             model.name = Set(input::name("name", name)?);
         }
         if let Some(url) = &input.url {
-            model.url = Set(valid_url("url", url, &app.targets)?);
+            model.url = Set(valid_url("url", url, kind, &app.targets)?);
         }
         match &input.fallback_url {
             MaybeUndefined::Value(url) => {
-                model.fallback_url = Set(Some(valid_url("fallbackUrl", url, &app.targets)?))
+                model.fallback_url = Set(Some(valid_fallback(url, kind, &app.targets)?))
             }
             MaybeUndefined::Null => model.fallback_url = Set(None),
             MaybeUndefined::Undefined => {}
@@ -494,6 +611,12 @@ impl IntegrationMutation {
             model.max_in_flight = Set(input::in_range("maxInFlight", n, PER_INTEGRATION)?);
         }
         let headers = input.headers.as_deref().map(valid_headers).transpose()?;
+        if let Some(headers) = &headers {
+            valid_credentials(kind, headers)?;
+        }
+        if let Some(settings) = valid_settings(kind, input.pipedrive)? {
+            model.settings = Set(Some(settings));
+        }
         model.updated_at = Set(Utc::now());
         let txn = app.db.begin().await?;
         let model = model.update(&txn).await?;

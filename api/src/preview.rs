@@ -32,6 +32,10 @@ pub struct RenderedRequest {
     pub conditions: Vec<ConditionResult>,
     /// Mapped fields left out of the body, and why (e.g. an unparsable date).
     pub warnings: Vec<String>,
+    /// The requests sent after this one when it succeeds, as `METHOD url body` (e.g. a
+    /// PIPEDRIVE lead linked to the person this one creates; what only the answer tells,
+    /// like the person's id, is shown in angle brackets).
+    pub follow_ups: Vec<String>,
     /// How the list's rules would classify the lead (only QUALIFIED leads are delivered;
     /// duplicates are not looked for).
     pub lead_status: LeadStatus,
@@ -86,6 +90,7 @@ impl PreviewQuery {
             &headers,
             &new_id("dlv"),
             Utc::now(),
+            None,
         )
         .map_err(|e| ApiError::internal("rendering a preview", e))?;
         Ok(RenderedRequest {
@@ -103,6 +108,7 @@ impl PreviewQuery {
             filter_passed,
             conditions: conditions.into_iter().map(ConditionResult::from).collect(),
             warnings: prepared.issues.iter().map(ToString::to_string).collect(),
+            follow_ups: prepared.follow_ups,
             lead_status: lead.status,
         })
     }

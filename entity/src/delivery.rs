@@ -23,6 +23,10 @@ pub struct Model {
     /// Attempts made on the current ladder (reset by failover and by a resend).
     pub ladder_attempts: i32,
     pub delivered_at: Option<DateTimeUtc>,
+    /// What the earlier requests of a several-request delivery produced (e.g. the
+    /// Pipedrive person a lead is linked to), so a retry or a resend carries on after
+    /// them instead of repeating them; cleared once delivered.
+    pub progress: Option<Json>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

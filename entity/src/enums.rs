@@ -71,6 +71,22 @@ pub enum IntegrationKind {
     /// A generic HTTPS webhook.
     #[sea_orm(string_value = "WEBHOOK")]
     Webhook,
+    /// HubSpot CRM: the contact is created or updated by email (private app token).
+    #[sea_orm(string_value = "HUBSPOT")]
+    Hubspot,
+    /// Pipedrive CRM: a person (API v2), optionally with a lead linked to it.
+    #[sea_orm(string_value = "PIPEDRIVE")]
+    Pipedrive,
+    /// A Zapier catch hook (`https://hooks.zapier.com/hooks/catch/…`): a flat JSON body.
+    #[sea_orm(string_value = "ZAPIER")]
+    Zapier,
+    /// A Make custom webhook (`https://hook.eu1.make.com/…`): a flat JSON body.
+    #[sea_orm(string_value = "MAKE")]
+    Make,
+    /// An n8n Webhook node (`https://…/webhook/…`): a flat JSON body.
+    #[sea_orm(string_value = "N8N")]
+    #[graphql(name = "N8N")]
+    N8n,
 }
 
 /// Delivery state machine (ARCHITECTURE §4).

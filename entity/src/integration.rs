@@ -34,6 +34,9 @@ pub struct Model {
     /// The field mapping (`leadrelay_worker::mapping::Mapping` as JSON); none: the default
     /// `lead.qualified` body.
     pub mapping: Option<Json>,
+    /// Settings of a preset kind (`leadrelay_worker::preset::Settings` as JSON, e.g.
+    /// Pipedrive's `create_lead`); none: its defaults.
+    pub settings: Option<Json>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

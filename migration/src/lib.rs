@@ -11,6 +11,7 @@ mod m0005_intake_rules;
 mod m0006_list_rate_limit;
 mod m0007_list_score_weights;
 mod m0008_integration_filter_mapping;
+mod m0009_presets;
 
 /// The ordered set of LeadRelay migrations.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_list_rate_limit::Migration),
             Box::new(m0007_list_score_weights::Migration),
             Box::new(m0008_integration_filter_mapping::Migration),
+            Box::new(m0009_presets::Migration),
         ]
     }
 }

@@ -4,12 +4,14 @@
 //! [`RedisServer`] for tests that disturb Redis, and [`eventually`] for polling with a
 //! deadline.
 
+pub mod crm;
 pub mod database;
 pub mod receiver;
 pub mod redis_server;
 pub mod subscription;
 pub mod tls;
 
+pub use crm::{HubSpotMock, PipedriveMock};
 pub use receiver::{Received, Receiver};
 pub use redis_server::RedisServer;
 pub use subscription::Subscription;

@@ -7,17 +7,18 @@ use crate::{
     error::Error,
     events::{DeliveryEvent, EventBus, IntegrationEvent},
     ids::new_id,
-    ladder::{self, Verdict},
+    ladder::{self, Class, Verdict},
     metrics,
     outbound::{Outbound, OutboundRequest, Outcome},
+    preset,
     queue::Queue,
     request, secrets,
     targets::TargetPolicy,
 };
 use chrono::{DateTime, Utc};
 use leadrelay_entity::{
-    DeliveryStatus, Endpoint, delivery, delivery_attempt, integration, integration_header, lead,
-    list,
+    AttemptErrorKind, DeliveryStatus, Endpoint, delivery, delivery_attempt, integration,
+    integration_header, lead, list,
 };
 use sea_orm::{
     ActiveValue::Set,
@@ -25,7 +26,7 @@ use sea_orm::{
     EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query},
 };
-use serde_json::json;
+use serde_json::{Value, json};
 use std::{
     collections::HashMap,
     sync::{
@@ -76,6 +77,18 @@ impl Drop for Claimed<'_> {
 
 /// A row claimed by this process, with its integration as read under the claim's lock.
 type Won = Box<(delivery::Model, integration::Model)>;
+
+/// One attempt as the ledger records it.
+#[derive(Clone, Copy)]
+struct Attempted<'a> {
+    url: &'a str,
+    /// Our headers whole, the integration's values as previews.
+    request_headers: &'a [Value],
+    outcome: &'a Outcome,
+    verdict: &'a Verdict,
+    /// With [`Verdict::Continue`]: the delivery's progress for its next request.
+    progress: Option<&'a Value>,
+}
 
 /// What a claim found.
 enum Claim {
@@ -241,75 +254,102 @@ impl Engine {
         }
     }
 
-    /// One attempt of a claimed row; returns the next row this job should deliver.
+    /// One attempt of a claimed row; returns the next row this job should deliver. A
+    /// preset that takes several requests (Pipedrive's person, then its lead) sends the
+    /// next one at once when one succeeds, each recorded as an attempt of its own.
     async fn attempt(
         &self,
-        delivery: delivery::Model,
+        mut delivery: delivery::Model,
         integration: integration::Model,
     ) -> Result<Option<Won>, Error> {
-        self.publish(&delivery, delivery.attempt_count + 1).await;
         let (lead, list, headers) = self.load(&delivery).await?;
-        let request = request::prepare(
-            &integration,
-            delivery.endpoint,
-            &lead,
-            &list,
-            &headers,
-            &delivery.id,
-            Utc::now(),
-        )
-        .map_err(|e| Error::Client(format!("integration {}: {e}", integration.id)))?;
-        for issue in &request.issues {
-            tracing::warn!(delivery_id = %delivery.id, %issue, "mapped field left out of the body");
-        }
-        let logged_headers: Vec<_> = request
-            .shown_headers()
-            .into_iter()
-            .map(|(name, value)| json!({ "name": name, "value": value }))
-            .collect();
-        let url = request.url;
-        let outcome = self
-            .outbound
-            .post(OutboundRequest {
-                url: &url,
-                headers: &request.headers,
-                body: request.body,
-                timeout: Duration::from_millis(
-                    u64::try_from(integration.timeout_ms).unwrap_or(10_000),
-                ),
-            })
-            .await;
-        let can_fail_over =
-            delivery.endpoint == Endpoint::Primary && integration.fallback_url.is_some();
-        let attempts_on_ladder = usize::try_from(delivery.ladder_attempts).unwrap_or(0) + 1;
-        let verdict = ladder::decide(
-            &outcome,
-            &self.settings.retry_ladder,
-            attempts_on_ladder,
-            can_fail_over,
-        );
-        let Some((settled, next)) = self
-            .settle(
-                &delivery,
+        loop {
+            self.publish(&delivery, delivery.attempt_count + 1).await;
+            let request = request::prepare(
                 &integration,
-                &url,
-                &logged_headers,
-                &outcome,
-                &verdict,
+                delivery.endpoint,
+                &lead,
+                &list,
+                &headers,
+                &delivery.id,
+                Utc::now(),
+                delivery.progress.as_ref(),
             )
-            .await?
-        else {
-            return Ok(None);
-        };
-        record_metrics(&verdict, &outcome, &lead, &settled);
-        self.publish(&settled, settled.attempt_count).await;
-        if let (DeliveryStatus::RetryScheduled, Some(at)) =
-            (settled.status, settled.next_attempt_at)
-        {
-            let wait = (at - now()).to_std().unwrap_or(Duration::ZERO);
-            self.queue.push_after(settled.id, wait).await?;
+            .map_err(|e| Error::Client(format!("integration {}: {e}", integration.id)))?;
+            for issue in &request.issues {
+                tracing::warn!(delivery_id = %delivery.id, %issue, "mapped field left out of the body");
+            }
+            let logged_headers: Vec<_> = request
+                .shown_headers()
+                .into_iter()
+                .map(|(name, value)| json!({ "name": name, "value": value }))
+                .collect();
+            let url = request.url;
+            let mut outcome = self
+                .outbound
+                .post(OutboundRequest {
+                    url: &url,
+                    headers: &request.headers,
+                    body: request.body,
+                    timeout: Duration::from_millis(
+                        u64::try_from(integration.timeout_ms).unwrap_or(10_000),
+                    ),
+                    keep_answer: request.step.reads_answer(),
+                })
+                .await;
+            let reading = preset::read(&request.step, &outcome);
+            if let Some(note) = reading.note {
+                outcome.error_kind.get_or_insert(AttemptErrorKind::Http);
+                outcome.error = Some(note);
+            }
+            let can_fail_over =
+                delivery.endpoint == Endpoint::Primary && integration.fallback_url.is_some();
+            let attempts_on_ladder = usize::try_from(delivery.ladder_attempts).unwrap_or(0) + 1;
+            let (verdict, progress) = match (reading.class, reading.next) {
+                (Class::Success, Some(next)) => (Verdict::Continue, Some(next)),
+                (class, _) => (
+                    ladder::decide_class(
+                        class,
+                        &outcome,
+                        &self.settings.retry_ladder,
+                        attempts_on_ladder,
+                        can_fail_over,
+                    ),
+                    None,
+                ),
+            };
+            let Some((settled, next)) = self
+                .settle(
+                    &delivery,
+                    &integration,
+                    Attempted {
+                        url: &url,
+                        request_headers: &logged_headers,
+                        outcome: &outcome,
+                        verdict: &verdict,
+                        progress: progress.as_ref(),
+                    },
+                )
+                .await?
+            else {
+                return Ok(None);
+            };
+            record_metrics(&verdict, &outcome, &lead, &settled);
+            if verdict == Verdict::Continue {
+                // Still ours, under a fresh lease: the next request goes out now (its
+                // IN_FLIGHT event is published at the top of the loop).
+                delivery = settled;
+                continue;
+            }
+            self.publish(&settled, settled.attempt_count).await;
+            if let (DeliveryStatus::RetryScheduled, Some(at)) =
+                (settled.status, settled.next_attempt_at)
+            {
+                let wait = (at - now()).to_std().unwrap_or(Duration::ZERO);
+                self.queue.push_after(settled.id, wait).await?;
+            }
+            return Ok(next);
         }
-        Ok(next)
     }
 
     /// Claims the row: within a transaction that locks the integration (so the in-flight
@@ -432,18 +472,12 @@ impl Engine {
         &self,
         d: &delivery::Model,
         integration: &integration::Model,
-        url: &str,
-        request_headers: &[serde_json::Value],
-        outcome: &Outcome,
-        verdict: &Verdict,
+        attempted: Attempted<'_>,
     ) -> Result<Option<(delivery::Model, Option<Won>)>, Error> {
         let deadline = tokio::time::Instant::now() + self.settings.lease / 2;
         let mut pause = Duration::from_millis(50);
         loop {
-            match self
-                .settle_once(d, integration, url, request_headers, outcome, verdict)
-                .await
-            {
+            match self.settle_once(d, integration, &attempted).await {
                 Err(Error::Db(e)) if tokio::time::Instant::now() + pause < deadline => {
                     tracing::warn!(error = %e, delivery_id = %d.id, "recording the attempt failed; trying again");
                     tokio::time::sleep(pause).await;
@@ -457,15 +491,21 @@ impl Engine {
     /// Records the attempt and the row's next state in one transaction, and hands the
     /// freed slot to the integration's next waiting row (returned, claimed for this
     /// process). None when the lease was lost meanwhile (another worker owns the row now).
+    /// After [`Verdict::Continue`] the row stays in flight under a fresh lease and keeps
+    /// its slot.
     async fn settle_once(
         &self,
         d: &delivery::Model,
         integration: &integration::Model,
-        url: &str,
-        request_headers: &[serde_json::Value],
-        outcome: &Outcome,
-        verdict: &Verdict,
+        attempted: &Attempted<'_>,
     ) -> Result<Option<(delivery::Model, Option<Won>)>, Error> {
+        let Attempted {
+            url,
+            request_headers,
+            outcome,
+            verdict,
+            progress,
+        } = *attempted;
         let now = now();
         let first_step = self
             .settings
@@ -478,6 +518,8 @@ impl Engine {
         let (endpoint, ladder_attempts, next_attempt_at) = match verdict {
             Verdict::Failover => (Endpoint::Fallback, 0, Some(now + chrono(first_step))),
             Verdict::Retry(wait) => (d.endpoint, d.ladder_attempts + 1, Some(now + chrono(*wait))),
+            // The next request starts its own ladder.
+            Verdict::Continue => (d.endpoint, 0, None),
             _ => (d.endpoint, d.ladder_attempts + 1, None),
         };
         let settled = delivery::Model {
@@ -486,9 +528,14 @@ impl Engine {
             ladder_attempts,
             next_attempt_at,
             attempt_count: d.attempt_count + 1,
-            lease_until: None,
+            lease_until: (*verdict == Verdict::Continue).then(|| now + chrono(self.settings.lease)),
             last_status_code: outcome.status.map(i32::from),
             delivered_at: (status == DeliveryStatus::Delivered).then_some(now),
+            progress: match verdict {
+                Verdict::Continue => progress.cloned(),
+                Verdict::Delivered => None,
+                _ => d.progress.clone(),
+            },
             updated_at: now,
             ..d.clone()
         };
@@ -510,7 +557,11 @@ impl Engine {
             )
             .col_expr(
                 delivery::Column::LeaseUntil,
-                Expr::value(Option::<DateTime<Utc>>::None),
+                Expr::value(settled.lease_until),
+            )
+            .col_expr(
+                delivery::Column::Progress,
+                Expr::value(settled.progress.clone()),
             )
             .col_expr(
                 delivery::Column::LastStatusCode,
@@ -547,6 +598,12 @@ impl Engine {
         })
         .exec_without_returning(&txn)
         .await?;
+        if *verdict == Verdict::Continue {
+            // Still in flight: no slot is freed and the integration's health waits for the
+            // delivery's outcome.
+            txn.commit().await?;
+            return Ok(Some((settled, None)));
+        }
         // From here to the commit the integration is locked, as in a claim: a claim that
         // found it busy either sees this row settled or is seen by the hand-off below.
         let Some(current) = lock_integration(&txn, &integration.id).await? else {

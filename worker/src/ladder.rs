@@ -21,6 +21,9 @@ pub enum Verdict {
     Failover,
     /// The last attempt of the last endpoint failed.
     Exhausted,
+    /// This request of a several-request preset went through (e.g. the Pipedrive person
+    /// before its lead): the next one follows at once, on a fresh ladder.
+    Continue,
 }
 
 impl Verdict {
@@ -31,12 +34,16 @@ impl Verdict {
             Verdict::Failed => DeliveryStatus::Failed,
             Verdict::Exhausted => DeliveryStatus::Error,
             Verdict::Retry(_) | Verdict::Failover => DeliveryStatus::RetryScheduled,
+            Verdict::Continue => DeliveryStatus::InFlight,
         }
     }
 
     /// Whether the delivery has reached a final state.
     pub fn is_final(&self) -> bool {
-        !matches!(self, Verdict::Retry(_) | Verdict::Failover)
+        !matches!(
+            self,
+            Verdict::Retry(_) | Verdict::Failover | Verdict::Continue
+        )
     }
 
     /// The metrics label of the attempt's outcome.
@@ -47,8 +54,20 @@ impl Verdict {
             Verdict::Retry(_) => "retry",
             Verdict::Failover => "failover",
             Verdict::Exhausted => "error",
+            Verdict::Continue => "step",
         }
     }
+}
+
+/// How an attempt went, as far as retrying goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// The receiver took the lead.
+    Success,
+    /// A configuration or data problem: waiting will not help, so it is never retried.
+    Permanent,
+    /// It may pass by itself: retried on the ladder.
+    Transient,
 }
 
 /// Whether an attempt's failure may go away by itself (timeouts, connection, DNS and TLS
@@ -60,25 +79,56 @@ pub fn is_transient(outcome: &Outcome) -> bool {
     }
 }
 
-/// Decides what follows an attempt. `attempts_on_ladder` counts the attempts made on the
-/// current endpoint's ladder, this one included; `can_fail_over` is true while on the
-/// primary with a fallback URL configured.
+/// The generic reading of an attempt (ARCHITECTURE §4): any 2xx is a success, the
+/// failures of [`is_transient`] are transient, anything else is permanent. Presets refine
+/// it (`crate::preset`).
+pub fn classify(outcome: &Outcome) -> Class {
+    if outcome.is_success() {
+        Class::Success
+    } else if is_transient(outcome) {
+        Class::Transient
+    } else {
+        Class::Permanent
+    }
+}
+
+/// Decides what follows an attempt read the generic way ([`classify`]). See
+/// [`decide_class`].
 pub fn decide(
     outcome: &Outcome,
     ladder: &Ladder,
     attempts_on_ladder: usize,
     can_fail_over: bool,
 ) -> Verdict {
-    if outcome.is_success() {
-        return Verdict::Delivered;
-    }
-    if !is_transient(outcome) {
-        return Verdict::Failed;
+    decide_class(
+        classify(outcome),
+        outcome,
+        ladder,
+        attempts_on_ladder,
+        can_fail_over,
+    )
+}
+
+/// Decides what follows an attempt of class `class`. `attempts_on_ladder` counts the
+/// attempts made on the current endpoint's ladder, this one included; `can_fail_over` is
+/// true while on the primary with a fallback URL configured. A `Retry-After` is honoured
+/// on 429, 503 and HubSpot's 477 (account migration), when longer than the step.
+pub fn decide_class(
+    class: Class,
+    outcome: &Outcome,
+    ladder: &Ladder,
+    attempts_on_ladder: usize,
+    can_fail_over: bool,
+) -> Verdict {
+    match class {
+        Class::Success => return Verdict::Delivered,
+        Class::Permanent => return Verdict::Failed,
+        Class::Transient => {}
     }
     match ladder.0.get(attempts_on_ladder) {
         Some(step) => {
             let asked = match outcome.status {
-                Some(429 | 503) => outcome.retry_after.map(|d| d.min(RETRY_AFTER_CAP)),
+                Some(429 | 477 | 503) => outcome.retry_after.map(|d| d.min(RETRY_AFTER_CAP)),
                 _ => None,
             };
             Verdict::Retry(asked.map_or(*step, |asked| asked.max(*step)))
@@ -126,6 +176,7 @@ mod tests {
                 false,
             ),
             (Verdict::Failover, DeliveryStatus::RetryScheduled, false),
+            (Verdict::Continue, DeliveryStatus::InFlight, false),
         ] {
             assert_eq!(verdict.status(), status, "{verdict:?}");
             assert_eq!(verdict.is_final(), is_final, "{verdict:?}");
@@ -193,6 +244,32 @@ mod tests {
             decide(&answered(503), &ladder(), 3, false),
             Verdict::Exhausted
         );
+    }
+
+    #[test]
+    fn a_presets_reading_overrides_the_status() {
+        assert_eq!(
+            decide_class(Class::Permanent, &answered(200), &ladder(), 1, true),
+            Verdict::Failed,
+            "Pipedrive's success: false"
+        );
+        assert_eq!(
+            decide_class(Class::Transient, &answered(423), &ladder(), 1, false),
+            Verdict::Retry(Duration::from_secs(60)),
+            "HubSpot's locked record"
+        );
+        let migrating = Outcome {
+            status: Some(477),
+            retry_after: Some(Duration::from_secs(600)),
+            ..Outcome::default()
+        };
+        assert_eq!(
+            decide_class(Class::Transient, &migrating, &ladder(), 1, false),
+            Verdict::Retry(Duration::from_secs(600))
+        );
+        assert_eq!(classify(&answered(204)), Class::Success);
+        assert_eq!(classify(&answered(404)), Class::Permanent);
+        assert_eq!(classify(&failed(AttemptErrorKind::Tls)), Class::Transient);
     }
 
     #[test]

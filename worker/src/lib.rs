@@ -17,6 +17,7 @@ pub mod mapping;
 pub mod metrics;
 pub mod outbound;
 pub mod payload;
+pub mod preset;
 pub mod queue;
 pub mod request;
 pub mod resolver;

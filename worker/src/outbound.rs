@@ -18,12 +18,18 @@ use std::{
 /// The most of a response body kept in the attempt log.
 pub const EXCERPT_BYTES: usize = 4096;
 
+/// The most of a response body kept for a preset to read (a HubSpot contact with many
+/// properties outgrows the excerpt).
+pub const ANSWER_BYTES: usize = 64 * 1024;
+
 /// One request to send.
 pub struct OutboundRequest<'a> {
     pub url: &'a str,
     pub headers: &'a [(String, String)],
     pub body: Vec<u8>,
     pub timeout: Duration,
+    /// Keep up to [`ANSWER_BYTES`] of the answer in [`Outcome::answer`] (presets read it).
+    pub keep_answer: bool,
 }
 
 /// What happened to one request, as the attempt log records it.
@@ -36,6 +42,8 @@ pub struct Outcome {
     pub error: Option<String>,
     /// The receiver's `Retry-After`, when it sent one.
     pub retry_after: Option<Duration>,
+    /// The answer's body, up to [`ANSWER_BYTES`], when the request asked to keep it.
+    pub answer: Option<Vec<u8>>,
 }
 
 impl Outcome {
@@ -156,9 +164,18 @@ impl Outbound {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let (body_excerpt, error) = match read_excerpt(response).await {
-            Ok(text) => (Some(text), None),
-            Err(e) => (None, Some(e)),
+        let limit = if req.keep_answer {
+            ANSWER_BYTES
+        } else {
+            EXCERPT_BYTES
+        };
+        let (body_excerpt, answer, error) = match read_body(response, limit).await {
+            Ok(bytes) => (
+                Some(excerpt(&bytes)),
+                req.keep_answer.then_some(bytes),
+                None,
+            ),
+            Err(e) => (None, None, Some(e)),
         };
         Outcome {
             status: Some(status),
@@ -169,6 +186,7 @@ impl Outbound {
                 (!(200..300).contains(&status)).then(|| format!("receiver answered HTTP {status}"))
             }),
             retry_after,
+            answer,
         }
     }
 }
@@ -257,18 +275,18 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// Reads at most [`EXCERPT_BYTES`] of the body and decodes it, cutting at a character
-/// boundary.
-async fn read_excerpt(mut response: reqwest::Response) -> Result<String, String> {
+/// Reads the body until at least `limit` bytes (or all of it) arrived.
+async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
-    while bytes.len() < EXCERPT_BYTES {
+    while bytes.len() < limit {
         match response.chunk().await {
             Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
             Ok(None) => break,
             Err(e) => return Err(format!("reading the response body: {}", error_chain(&e))),
         }
     }
-    Ok(excerpt(&bytes))
+    bytes.truncate(limit);
+    Ok(bytes)
 }
 
 /// Up to [`EXCERPT_BYTES`] of `bytes` as text, never splitting a UTF-8 character.
@@ -334,6 +352,7 @@ mod tests {
                 headers: &[],
                 body: b"{}".to_vec(),
                 timeout: Duration::from_secs(5),
+                keep_answer: false,
             })
             .await
     }

@@ -1,12 +1,14 @@
 //! The request a delivery sends, built in one place for the engine and for the api's
-//! `renderPreview`, so a preview is exactly what would go out: the body (the mapping's,
-//! or the default `lead.qualified` event), its signature over those very bytes, our
+//! `renderPreview`, so a preview is exactly what would go out: the URL and body of the
+//! integration's kind ([`crate::preset`]: the mapping's body or the default
+//! `lead.qualified` event for a webhook), its signature over those very bytes, our
 //! headers, then the integration's.
 
 use crate::{
     filter::Filter,
     mapping::{FieldIssue, Mapping},
-    payload, secrets,
+    preset::{self, Settings, Step},
+    secrets,
     signing::{self, SigningError},
     transform::Region,
 };
@@ -21,13 +23,20 @@ pub const METHOD: &str = "POST";
 #[derive(Debug, Clone)]
 pub struct Prepared {
     pub url: String,
-    /// Every header, ours first (`content-type`, `webhook-*`), then the integration's.
+    /// Every header, ours first (`content-type`, and `webhook-*` unless the kind is a
+    /// CRM), then the integration's.
     pub headers: Vec<(String, String)>,
     /// How many of `headers` are ours (shown whole in logs; the rest are secrets).
     ours: usize,
     pub body: Vec<u8>,
     /// Mapped fields left out of the body, and why.
     pub issues: Vec<FieldIssue>,
+    /// Which request of the delivery this is: how its answer is read
+    /// ([`preset::read`]).
+    pub step: Step,
+    /// The requests that follow this one when it succeeds, described for
+    /// `renderPreview`.
+    pub follow_ups: Vec<String>,
 }
 
 impl Prepared {
@@ -55,6 +64,8 @@ impl Prepared {
 pub enum PrepareError {
     #[error("the stored mapping is unreadable: {0}")]
     Mapping(serde_json::Error),
+    #[error("the stored settings are unreadable: {0}")]
+    Settings(serde_json::Error),
     #[error("cannot sign: {0}")]
     Signing(#[from] SigningError),
 }
@@ -102,30 +113,10 @@ fn signing_secrets(integration: &integration::Model, now: DateTime<Utc>) -> Vec<
     secrets
 }
 
-/// The body for `lead`: the integration's mapping, or the default event.
-pub fn body(
-    integration: &integration::Model,
-    lead: &lead::Model,
-    list: &list::Model,
-) -> Result<(&'static str, Vec<u8>, Vec<FieldIssue>), PrepareError> {
-    Ok(
-        match stored_mapping(integration).map_err(PrepareError::Mapping)? {
-            Some(mapping) => {
-                let context = payload::context(lead, list, &integration.name);
-                let rendered = mapping.render(&context, phone_region(list));
-                (rendered.content_type, rendered.body, rendered.issues)
-            }
-            None => (
-                "application/json",
-                serde_json::to_vec(&payload::lead_qualified(lead, list)).unwrap_or_default(),
-                Vec::new(),
-            ),
-        },
-    )
-}
-
-/// Builds the request delivering `lead` to the integration's `endpoint`, signed as
-/// `webhook_id` at `now`.
+/// Builds the next request delivering `lead` to the integration's `endpoint`, signed
+/// (when its kind signs) as `webhook_id` at `now`. `progress` is the delivery's (what
+/// its earlier requests produced; None for a fresh delivery and for previews).
+#[allow(clippy::too_many_arguments)]
 pub fn prepare(
     integration: &integration::Model,
     endpoint: Endpoint,
@@ -134,41 +125,55 @@ pub fn prepare(
     headers: &[(String, String)],
     webhook_id: &str,
     now: DateTime<Utc>,
+    progress: Option<&Value>,
 ) -> Result<Prepared, PrepareError> {
     let url = match (endpoint, &integration.fallback_url) {
-        (Endpoint::Fallback, Some(fallback)) => fallback.clone(),
-        _ => integration.url.clone(),
+        (Endpoint::Fallback, Some(fallback)) => fallback.as_str(),
+        _ => integration.url.as_str(),
     };
-    let (content_type, body, issues) = body(integration, lead, list)?;
-    let timestamp = now.timestamp();
-    let signature = signing::signature_header(
-        &signing_secrets(integration, now),
-        webhook_id,
-        timestamp,
-        &body,
-    )?;
-    let mut all: Vec<(String, String)> = [
-        ("content-type", content_type.to_owned()),
-        ("webhook-id", webhook_id.to_owned()),
-        ("webhook-timestamp", timestamp.to_string()),
-        ("webhook-signature", signature),
-    ]
-    .into_iter()
-    .map(|(n, v)| (n.to_owned(), v))
-    .collect();
+    let mapping = stored_mapping(integration).map_err(PrepareError::Mapping)?;
+    let settings = Settings::stored(integration).map_err(PrepareError::Settings)?;
+    let built = preset::build(&preset::Input {
+        integration,
+        url,
+        mapping: mapping.as_ref(),
+        settings: &settings,
+        progress,
+        lead,
+        list,
+        region: phone_region(list),
+    });
+    let follow_ups = preset::follow_ups(&built, lead, list);
+    let mut all = vec![("content-type".to_owned(), built.content_type.to_owned())];
+    if built.signed {
+        let timestamp = now.timestamp();
+        let signature = signing::signature_header(
+            &signing_secrets(integration, now),
+            webhook_id,
+            timestamp,
+            &built.body,
+        )?;
+        all.extend([
+            ("webhook-id".to_owned(), webhook_id.to_owned()),
+            ("webhook-timestamp".to_owned(), timestamp.to_string()),
+            ("webhook-signature".to_owned(), signature),
+        ]);
+    }
     let ours = all.len();
     all.extend(headers.iter().cloned());
     Ok(Prepared {
-        url,
+        url: built.url,
         headers: all,
         ours,
-        body,
-        issues,
+        body: built.body,
+        issues: built.issues,
+        step: built.step,
+        follow_ups,
     })
 }
 
 /// The integration's filter's verdict on the lead of `context` (from
-/// [`payload::context`]; its `meta.integration_name` is set to the integration's here):
+/// [`crate::payload::context`]; its `meta.integration_name` is set to the integration's here):
 /// whether it passes and, per condition, how it went. No filter passes every lead; an
 /// unreadable stored filter (only a hand-edited row) passes too, and says so in the log,
 /// so a lead is never held back by a broken row.

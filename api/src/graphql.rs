@@ -1,6 +1,7 @@
 //! The GraphQL schema, merged from the domain modules, and its HTTP and WebSocket
 //! (graphql-transport-ws) endpoints.
 
+use crate::error::{ApiError, GqlError};
 use crate::test_leads::TestLeadMutation;
 use crate::{
     auth::{Auth, AuthMutation, AuthQuery},
@@ -88,7 +89,35 @@ pub async fn graphql(
     request: GraphQLRequest,
 ) -> GraphQLResponse {
     let auth: Option<Auth> = bearer(&headers).and_then(|token| app.jwt.verify(token).ok());
-    schema.execute(request.into_inner().data(auth)).await.into()
+    let request = request.into_inner();
+    if carries_nul(&request) {
+        // PostgreSQL text and jsonb cannot hold U+0000: refused here, for every field.
+        let error = async_graphql::Error::from(GqlError::from(ApiError::BadInput(
+            "text must not contain the NUL character (U+0000)".into(),
+        )));
+        return async_graphql::Response::from_errors(vec![
+            error.into_server_error(async_graphql::Pos::default()),
+        ])
+        .into();
+    }
+    schema.execute(request.data(auth)).await.into()
+}
+
+/// Whether the query or any variable holds a NUL character (written or escaped).
+fn carries_nul(request: &async_graphql::Request) -> bool {
+    fn in_value(v: &async_graphql::Value) -> bool {
+        match v {
+            async_graphql::Value::String(s) => s.contains('\0'),
+            async_graphql::Value::List(items) => items.iter().any(in_value),
+            async_graphql::Value::Object(fields) => fields
+                .iter()
+                .any(|(name, v)| name.contains('\0') || in_value(v)),
+            _ => false,
+        }
+    }
+    request.query.contains('\0')
+        || request.query.contains("\\u0000")
+        || request.variables.iter().any(|(_, v)| in_value(v))
 }
 
 /// `GET /graphql`: GraphiQL.

@@ -641,3 +641,45 @@ async fn malformed_bodies_never_produce_a_5xx(app: TestApp) {
     assert_eq!(lead["email"], "after.fuzz@example.com");
     assert_eq!(receiver.requests().len(), 1);
 }
+
+/// PostgreSQL text and jsonb cannot hold U+0000: a NUL anywhere in a GraphQL request (a
+/// variable, an object key, or an escape in the query) is a clear BAD_USER_INPUT, not an
+/// INTERNAL error, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_characters_in_graphql_input_are_bad_user_input() {
+    let app = TestApp::production().await;
+    let owner = app.signup().await;
+    let list = app.create_list(&owner, "Clean").await;
+    let cases = [
+        (
+            "mutation($input: CreateListInput!) { createList(input: $input) { id } }",
+            json!({ "input": { "name": "bad\u{0}name" } }),
+        ),
+        (
+            "mutation($id: ID!, $input: UpdateListInput!) { updateList(id: $id, input: $input) { id } }",
+            json!({ "id": list.id, "input": { "requiredFields": ["company\u{0}"] } }),
+        ),
+        (
+            "mutation { createList(input: { name: \"escaped\\u0000name\" }) { id } }",
+            json!({}),
+        ),
+    ];
+    for (query, variables) in cases {
+        let answer = app.gql(Some(&owner.token), query, variables).await;
+        assert_eq!(
+            leadrelay_tests::error_code(&answer),
+            "BAD_USER_INPUT",
+            "{answer}"
+        );
+        assert!(
+            answer["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("NUL")
+        );
+    }
+    let lists = app
+        .gql_ok(&owner.token, "{ lists { totalCount } }", json!({}))
+        .await;
+    assert_eq!(lists["lists"]["totalCount"], 1, "nothing was stored");
+}

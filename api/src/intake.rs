@@ -29,7 +29,7 @@ use leadrelay_entity::{
 use leadrelay_worker::{ids::new_id, payload, request};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend,
-    EntityTrait, QueryFilter, QueryOrder, Statement, TransactionTrait, TryIntoModel,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait, TryIntoModel,
 };
 use serde_json::{Value, json};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -297,13 +297,13 @@ pub async fn inbound(
     let (status, reasons) = match &original {
         Some(original) => (
             LeadStatus::Duplicate,
-            vec![format!("duplicate of {}", original.id)],
+            vec![format!("duplicate of {original}")],
         ),
         None if reasons.is_empty() => (LeadStatus::Qualified, reasons),
         None => (LeadStatus::Disqualified, reasons),
     };
     let qualified = status == LeadStatus::Qualified;
-    let duplicate_of = original.map(|o| o.id);
+    let duplicate_of = original;
     let mut answer = json!({
         "lead_id": lead_id,
         "status": match status {
@@ -498,34 +498,55 @@ async fn lock_keys(
     Ok(())
 }
 
-/// The oldest lead of the list within its dedupe window sharing any of `keys`.
+/// The id of the oldest lead of the list within its dedupe window sharing any of `keys`.
+///
+/// One lookup per key, each matching its own index (`list_id`, key, `created_at`) in
+/// full, planned for its values. A single `email = $ OR phone = $` query with a generic
+/// plan (made while the table was small) walked the whole list in the window and
+/// filtered: intake slowed down as the list grew.
 async fn find_original(
     txn: &DatabaseTransaction,
     list: &list::Model,
     keys: &[(String, String)],
     now: DateTime<Utc>,
-) -> ApiResult<Option<lead::Model>> {
-    let mut any = Condition::any();
-    for (field, value) in keys {
-        any = match field.as_str() {
-            "email" => any.add(lead::Column::Email.eq(value.as_str())),
-            "phone" => any.add(lead::Column::Phone.eq(value.as_str())),
-            _ => any,
-        };
-    }
-    if any.is_empty() {
+) -> ApiResult<Option<String>> {
+    if keys.is_empty() {
         return Ok(None);
     }
+    if txn.get_database_backend() == DbBackend::Postgres {
+        // A generic plan made while the list was small can still pick the other key's
+        // index; plan each lookup for its values (for the rest of this transaction).
+        txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
+            .await?;
+    }
     let since = now - chrono::Duration::days(i64::from(list.dedupe_window_days));
-    Ok(scoped::<lead::Entity>(&list.tenant_id)
-        .filter(lead::Column::ListId.eq(list.id.as_str()))
-        .filter(lead::Column::CreatedAt.gte(since))
-        .filter(lead::Column::IsTest.eq(false))
-        .filter(lead::Column::Status.ne(LeadStatus::Duplicate))
-        .filter(any)
-        .order_by_asc(lead::Column::CreatedAt)
-        .one(txn)
-        .await?)
+    let mut oldest: Option<(String, DateTime<Utc>)> = None;
+    for (field, value) in keys {
+        let column = match field.as_str() {
+            "email" => lead::Column::Email,
+            "phone" => lead::Column::Phone,
+            _ => continue,
+        };
+        let found: Option<(String, DateTime<Utc>)> = scoped::<lead::Entity>(&list.tenant_id)
+            .select_only()
+            .column(lead::Column::Id)
+            .column(lead::Column::CreatedAt)
+            .filter(lead::Column::ListId.eq(list.id.as_str()))
+            .filter(column.eq(value.as_str()))
+            .filter(lead::Column::CreatedAt.gte(since))
+            .filter(lead::Column::IsTest.eq(false))
+            .filter(lead::Column::Status.ne(LeadStatus::Duplicate))
+            .order_by_asc(lead::Column::CreatedAt)
+            .into_tuple()
+            .one(txn)
+            .await?;
+        if let Some(found) = found
+            && oldest.as_ref().is_none_or(|(_, at)| found.1 < *at)
+        {
+            oldest = Some(found);
+        }
+    }
+    Ok(oldest.map(|(id, _)| id))
 }
 
 /// One PENDING delivery of the lead per integration that takes it (active, or waiting

@@ -89,6 +89,14 @@ pub enum DatePattern {
     Format(String),
 }
 
+/// A name split at its first space: (first word, the rest), each None when empty.
+pub fn split_name(name: &str) -> (Option<String>, Option<String>) {
+    let mut words = name.split_whitespace();
+    let first = words.next().map(str::to_owned);
+    let rest = words.collect::<Vec<_>>().join(" ");
+    (first, (!rest.is_empty()).then_some(rest))
+}
+
 /// The part of a name `split_name` keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NamePart {
@@ -178,14 +186,14 @@ impl Transform {
                 }
             }
             Transform::SplitName(part) => {
-                let text = text(&value)?;
-                let mut words = text.split_whitespace();
-                let first = words.next();
-                let rest = words.collect::<Vec<_>>().join(" ");
-                match part {
-                    NamePart::First => Value::String(first.unwrap_or_default().to_owned()),
-                    NamePart::Last => Value::String(rest),
-                }
+                let (first, rest) = split_name(&text(&value)?);
+                Value::String(
+                    match part {
+                        NamePart::First => first,
+                        NamePart::Last => rest,
+                    }
+                    .unwrap_or_default(),
+                )
             }
             Transform::Truncate(n) => Value::String(text(&value)?.chars().take(*n).collect()),
         };

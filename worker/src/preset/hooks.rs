@@ -10,7 +10,7 @@
 //! through the Webhook node's `/webhook/…` (or `/webhook-test/…` while testing).
 //! Answers are read as a webhook's; n8n's 404 gets a hint.
 
-use super::{Built, Input, Reading, Step, host_is, json_bytes};
+use super::{Built, Input, Reading, host_is};
 use crate::{ladder::Class, outbound::Outcome, payload};
 use leadrelay_entity::{IntegrationKind, lead, list};
 use regex::Regex;
@@ -30,25 +30,7 @@ static MAKE_PATH: LazyLock<Regex> =
 
 /// The request: the mapping's body, or the lead flat.
 pub(super) fn build(input: &Input<'_>) -> Built {
-    let (content_type, body, issues) = match input.mapping {
-        Some(mapping) => {
-            let rendered = mapping.render(&input.context(), input.region);
-            (rendered.content_type, rendered.body, rendered.issues)
-        }
-        None => (
-            "application/json",
-            json_bytes(&flat(input.lead, input.list)),
-            Vec::new(),
-        ),
-    };
-    Built {
-        url: input.url.to_owned(),
-        content_type,
-        body,
-        issues,
-        signed: true,
-        step: Step::Only(input.integration.kind),
-    }
+    input.mapped_or(|| flat(input.lead, input.list))
 }
 
 /// The keys of the flat body before the verifications and custom fields.
@@ -78,7 +60,7 @@ pub fn flat(lead: &lead::Model, list: &list::Model) -> Value {
     let (first, last) = lead
         .name
         .as_deref()
-        .map(super::split_name)
+        .map(crate::transform::split_name)
         .unwrap_or_default();
     let mut out = Map::new();
     for (key, value) in [

@@ -18,8 +18,8 @@
 
 use super::{
     Built, Input, Reading, Step, answer_json, bare_base, host_is, join, json_bytes, present,
-    split_name,
 };
+use crate::transform::split_name;
 use crate::{ladder::Class, outbound::Outcome};
 use leadrelay_entity::IntegrationKind;
 use regex::Regex;

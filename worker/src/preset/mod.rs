@@ -114,6 +114,26 @@ impl Input<'_> {
         payload::context(self.lead, self.list, &self.integration.name)
     }
 
+    /// The signed request to the integration's URL with the mapping's body, or
+    /// `default` as JSON without a mapping.
+    fn mapped_or(&self, default: impl FnOnce() -> Value) -> Built {
+        let (content_type, body, issues) = match self.mapping {
+            Some(mapping) => {
+                let rendered = mapping.render(&self.context(), self.region);
+                (rendered.content_type, rendered.body, rendered.issues)
+            }
+            None => ("application/json", json_bytes(&default()), Vec::new()),
+        };
+        Built {
+            url: self.url.to_owned(),
+            content_type,
+            body,
+            issues,
+            signed: true,
+            step: Step::Only(self.integration.kind),
+        }
+    }
+
     /// The mapping's body as JSON merged over `defaults` (the mapping wins), and the
     /// fields it left out. A preset's mapping is JSON ([`check_mapping`]).
     fn mapped_over(&self, defaults: Value) -> (Value, Vec<FieldIssue>) {
@@ -132,25 +152,7 @@ impl Input<'_> {
 pub fn build(input: &Input<'_>) -> Built {
     match input.integration.kind {
         IntegrationKind::Webhook => {
-            let (content_type, body, issues) = match input.mapping {
-                Some(mapping) => {
-                    let rendered = mapping.render(&input.context(), input.region);
-                    (rendered.content_type, rendered.body, rendered.issues)
-                }
-                None => (
-                    "application/json",
-                    json_bytes(&payload::lead_qualified(input.lead, input.list)),
-                    Vec::new(),
-                ),
-            };
-            Built {
-                url: input.url.to_owned(),
-                content_type,
-                body,
-                issues,
-                signed: true,
-                step: Step::Only(IntegrationKind::Webhook),
-            }
+            input.mapped_or(|| payload::lead_qualified(input.lead, input.list))
         }
         IntegrationKind::Zapier | IntegrationKind::Make | IntegrationKind::N8n => {
             hooks::build(input)
@@ -339,14 +341,6 @@ fn answer_json(outcome: &Outcome) -> Option<Value> {
         .answer
         .as_deref()
         .and_then(|bytes| serde_json::from_slice(bytes).ok())
-}
-
-/// A lead's name split at its first space: (first word, the rest), as `split_name`.
-fn split_name(name: &str) -> (Option<String>, Option<String>) {
-    let mut words = name.split_whitespace();
-    let first = words.next().map(str::to_owned);
-    let rest = words.collect::<Vec<_>>().join(" ");
-    (first, (!rest.is_empty()).then_some(rest))
 }
 
 /// `pairs` whose value is present, as a JSON object.

@@ -7,14 +7,8 @@ use crate::error::{ApiError, ApiResult};
 use async_graphql::{Enum, InputObject, Json, SimpleObject};
 use leadrelay_entity::IntegrationKind;
 use leadrelay_worker::{
-    filter::{
-        self, Condition as StoredCondition, Filter as StoredFilter, MatchMode as StoredMatch,
-        Op as StoredOp,
-    },
-    mapping::{
-        BodyFormat as StoredFormat, MappedField as StoredField, Mapping as StoredMapping,
-        TransformSpec,
-    },
+    filter::{self, Condition as StoredCondition, Filter as StoredFilter},
+    mapping::{MappedField as StoredField, Mapping as StoredMapping, TransformSpec},
     payload::Invalid,
     preset,
     transform::Region,
@@ -23,6 +17,7 @@ use serde_json::Value;
 
 /// How a filter's conditions are joined.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "leadrelay_worker::filter::MatchMode")]
 pub enum MatchMode {
     /// Every condition must pass.
     All,
@@ -35,6 +30,7 @@ pub enum MatchMode {
 /// absent; `EXISTS` means present, not null and not empty; `GT`…`LTE` compare numbers or
 /// ISO 8601 dates.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "leadrelay_worker::filter::Op")]
 pub enum FilterOp {
     Eq,
     Neq,
@@ -54,6 +50,7 @@ pub enum FilterOp {
 
 /// The encoding of a mapped body.
 #[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "leadrelay_worker::mapping::BodyFormat")]
 pub enum BodyFormat {
     /// `application/json`; dotted targets nest.
     Json,
@@ -175,28 +172,6 @@ impl From<filter::ConditionResult> for ConditionResult {
 fn json_opt(v: Value) -> Option<Json<Value>> {
     (!v.is_null()).then_some(Json(v))
 }
-
-/// `From` both ways between an API enum and the worker's enum of the same variants.
-macro_rules! mirror {
-    ($api:ident <=> $worker:ident { $($variant:ident),* }) => {
-        impl From<$api> for $worker {
-            fn from(v: $api) -> Self {
-                match v { $($api::$variant => $worker::$variant),* }
-            }
-        }
-        impl From<$worker> for $api {
-            fn from(v: $worker) -> Self {
-                match v { $($worker::$variant => $api::$variant),* }
-            }
-        }
-    };
-}
-
-mirror!(MatchMode <=> StoredMatch { All, Any });
-mirror!(FilterOp <=> StoredOp {
-    Eq, Neq, In, NotIn, Contains, StartsWith, Exists, NotExists, Gt, Gte, Lt, Lte, Matches
-});
-mirror!(BodyFormat <=> StoredFormat { Json, Form });
 
 fn stored(value: &impl serde::Serialize) -> ApiResult<Value> {
     serde_json::to_value(value)

@@ -118,12 +118,8 @@ impl From<integration::Model> for Integration {
 impl Integration {
     /// Custom headers sent with every request; values are write-only.
     async fn headers(&self, ctx: &Context<'_>) -> GqlResult<Vec<Header>> {
-        let rows = scoped::<integration_header::Entity>(&self.tenant_id)
-            .filter(integration_header::Column::IntegrationId.eq(self.id.as_str()))
-            .order_by_asc(integration_header::Column::Position)
-            .all(&state(ctx).db)
-            .await?;
-        Ok(opened(&state(ctx).secret_key, rows)
+        Ok(opened_headers(state(ctx), &self.tenant_id, &self.id)
+            .await?
             .into_iter()
             .map(|(name, value)| Header {
                 value_preview: secrets::preview(&value),
@@ -378,15 +374,25 @@ fn valid_headers(headers: &[HeaderInput]) -> ApiResult<Vec<(String, String)>> {
         .collect()
 }
 
-/// Headers' names and opened values, for previews: a value that does not open (sealed
-/// under another key) is empty, so it shows nothing.
-pub fn opened(key: &SecretKey, rows: Vec<integration_header::Model>) -> Vec<(String, String)> {
-    rows.into_iter()
+/// An integration's headers in order, names and opened values, for previews: a value
+/// that does not open (sealed under another key) is empty, so it shows nothing.
+pub async fn opened_headers(
+    app: &AppState,
+    tenant_id: &str,
+    integration_id: &str,
+) -> ApiResult<Vec<(String, String)>> {
+    let rows = scoped::<integration_header::Entity>(tenant_id)
+        .filter(integration_header::Column::IntegrationId.eq(integration_id))
+        .order_by_asc(integration_header::Column::Position)
+        .all(&app.db)
+        .await?;
+    Ok(rows
+        .into_iter()
         .map(|h| {
-            let value = secrets::open_header(key, &h).unwrap_or_default();
+            let value = secrets::open_header(&app.secret_key, &h).unwrap_or_default();
             (h.name, value)
         })
-        .collect()
+        .collect())
 }
 
 /// Replaces an integration's headers, their values sealed with `key`.

@@ -8,13 +8,12 @@ use crate::{
     error::{ApiError, GqlResult},
     intake,
     integrations::{self, Header},
-    tenancy::{get_for_tenant, scoped},
+    tenancy::get_for_tenant,
 };
 use async_graphql::{Context, ID, Json, Object, SimpleObject};
 use chrono::Utc;
-use leadrelay_entity::{Endpoint, LeadStatus, integration, integration_header, list};
+use leadrelay_entity::{Endpoint, LeadStatus, integration, list};
 use leadrelay_worker::{ids::new_id, payload, request};
-use sea_orm::{ColumnTrait, QueryFilter, QueryOrder};
 use serde_json::Value;
 use std::net::IpAddr;
 
@@ -66,12 +65,7 @@ impl PreviewQuery {
                 .await?;
         let list =
             get_for_tenant::<list::Entity>(&app.db, &auth.tenant_id, &integration.list_id).await?;
-        let headers = scoped::<integration_header::Entity>(&auth.tenant_id)
-            .filter(integration_header::Column::IntegrationId.eq(integration.id.as_str()))
-            .order_by_asc(integration_header::Column::Position)
-            .all(&app.db)
-            .await?;
-        let headers = integrations::opened(&app.secret_key, headers);
+        let headers = integrations::opened_headers(app, &auth.tenant_id, &integration.id).await?;
         let source_ip = source_ip
             .map(|ip| {
                 ip.trim().parse::<IpAddr>().map_err(|_| {

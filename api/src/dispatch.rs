@@ -10,7 +10,7 @@ use leadrelay_worker::{
     filter::{self, Condition as StoredCondition, Filter as StoredFilter},
     mapping::{MappedField as StoredField, Mapping as StoredMapping, TransformSpec},
     payload::Invalid,
-    preset,
+    preset, request,
     transform::Region,
 };
 use serde_json::Value;
@@ -235,7 +235,7 @@ pub fn mapping_to_store(
 
 /// A stored filter as the API shows it (None when there is none).
 pub fn filter_from_store(value: Option<&Value>) -> Option<Filter> {
-    let filter: StoredFilter = serde_json::from_value(value?.clone()).ok()?;
+    let filter: StoredFilter = request::stored(value).ok()??;
     Some(Filter {
         mode: filter.mode.into(),
         conditions: filter
@@ -252,7 +252,7 @@ pub fn filter_from_store(value: Option<&Value>) -> Option<Filter> {
 
 /// A stored mapping as the API shows it (None when there is none).
 pub fn mapping_from_store(value: Option<&Value>) -> Option<Mapping> {
-    let mapping: StoredMapping = serde_json::from_value(value?.clone()).ok()?;
+    let mapping: StoredMapping = request::stored(value).ok()??;
     Some(Mapping {
         format: mapping.format.into(),
         fields: mapping

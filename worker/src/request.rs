@@ -6,7 +6,7 @@
 
 use crate::{
     filter::Filter,
-    mapping::{FieldIssue, Mapping},
+    mapping::FieldIssue,
     preset::{self, Settings, Step},
     secrets,
     signing::{self, SigningError},
@@ -14,6 +14,7 @@ use crate::{
 };
 use chrono::{DateTime, Utc};
 use leadrelay_entity::{Endpoint, integration, lead, list};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// Every request is a POST.
@@ -70,27 +71,11 @@ pub enum PrepareError {
     Signing(#[from] SigningError),
 }
 
-/// The integration's filter, if it has one.
-pub fn stored_filter(
-    integration: &integration::Model,
-) -> Result<Option<Filter>, serde_json::Error> {
-    integration
-        .filter
-        .as_ref()
+/// A stored filter or mapping (a JSON column), if there is one.
+pub fn stored<T: DeserializeOwned>(column: Option<&Value>) -> Result<Option<T>, serde_json::Error> {
+    column
         .filter(|v| !v.is_null())
-        .map(|v| serde_json::from_value(v.clone()))
-        .transpose()
-}
-
-/// The integration's field mapping, if it has one.
-pub fn stored_mapping(
-    integration: &integration::Model,
-) -> Result<Option<Mapping>, serde_json::Error> {
-    integration
-        .mapping
-        .as_ref()
-        .filter(|v| !v.is_null())
-        .map(|v| serde_json::from_value(v.clone()))
+        .map(T::deserialize)
         .transpose()
 }
 
@@ -131,7 +116,7 @@ pub fn prepare(
         (Endpoint::Fallback, Some(fallback)) => fallback.as_str(),
         _ => integration.url.as_str(),
     };
-    let mapping = stored_mapping(integration).map_err(PrepareError::Mapping)?;
+    let mapping = stored(integration.mapping.as_ref()).map_err(PrepareError::Mapping)?;
     let settings = Settings::stored(integration).map_err(PrepareError::Settings)?;
     let built = preset::build(&preset::Input {
         integration,
@@ -184,7 +169,7 @@ pub fn dispatch(
     if let Some(meta) = context.get_mut("meta").and_then(Value::as_object_mut) {
         meta.insert("integration_name".into(), integration.name.clone().into());
     }
-    match stored_filter(integration) {
+    match stored::<Filter>(integration.filter.as_ref()) {
         Ok(Some(filter)) => filter.evaluate(context),
         Ok(None) => (true, Vec::new()),
         Err(e) => {

@@ -55,15 +55,13 @@ impl TestLeadMutation {
         let list =
             get_for_tenant::<list::Entity>(&app.db, &auth.tenant_id, &integration.list_id).await?;
         let sample = sample.map_or_else(built_in_sample, |s| s.0);
+        let sample = intake::sample_lead(app, &list, sample, None).await?;
         let lead = lead::Model {
             is_test: true,
             status: LeadStatus::Qualified,
             reasons: json!([]),
-            ..intake::sample_lead(app, &list, sample, None).await?
-        };
-        let lead = lead::Model {
-            qualified_at: Some(lead.created_at),
-            ..lead
+            qualified_at: Some(sample.created_at),
+            ..sample
         };
         let txn = app.db.begin().await?;
         lead::Entity::insert(lead.clone().into_active_model())

@@ -25,6 +25,17 @@ pub struct Call {
 }
 
 impl Call {
+    /// Records a request in `calls`; returns its body as JSON (null when it is not).
+    fn record(calls: &mut Vec<Call>, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Value {
+        let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        calls.push(Call {
+            path: uri.path().to_owned(),
+            headers: headers.clone(),
+            body: parsed.clone(),
+        });
+        parsed
+    }
+
     /// A header value as text.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
@@ -77,12 +88,7 @@ fn hubspot_call(
     body: &Bytes,
 ) -> Result<Value, Box<Response>> {
     let mut s = state.lock().expect("mock state");
-    let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    s.calls.push(Call {
-        path: uri.path().to_owned(),
-        headers: headers.clone(),
-        body: parsed.clone(),
-    });
+    let parsed = Call::record(&mut s.calls, uri, &headers, body);
     let expected = format!("Bearer {}", s.token);
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
         return Err(Box::new(hubspot_error(
@@ -293,12 +299,7 @@ fn pipedrive_call(
     body: &Bytes,
 ) -> Result<Value, Box<Response>> {
     let mut s = state.lock().expect("mock state");
-    let parsed: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    s.calls.push(Call {
-        path: uri.path().to_owned(),
-        headers: headers.clone(),
-        body: parsed.clone(),
-    });
+    let parsed = Call::record(&mut s.calls, uri, &headers, body);
     if headers.get("x-api-token").and_then(|v| v.to_str().ok()) != Some(s.token.as_str()) {
         return Err(Box::new(pipedrive_error(
             StatusCode::UNAUTHORIZED,

@@ -31,6 +31,10 @@ pub enum ApiError {
     /// Over a rate limit; retry after this many seconds.
     #[error("too many requests: retry in {0} s")]
     RateLimited(u64),
+    /// The database cannot be reached right now (restarting, a dropped connection, an
+    /// exhausted pool): nothing was accepted, and a retry in a moment may succeed.
+    #[error("temporarily unavailable: retry in a moment")]
+    Unavailable,
     #[error("internal error")]
     Internal(String),
 }
@@ -51,6 +55,7 @@ impl ApiError {
             | ApiError::PayloadTooLarge(_) => "BAD_USER_INPUT",
             ApiError::Conflict(_) => "CONFLICT",
             ApiError::RateLimited(_) => "RATE_LIMITED",
+            ApiError::Unavailable => "UNAVAILABLE",
             ApiError::Internal(_) => "INTERNAL",
         }
     }
@@ -66,6 +71,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -77,15 +83,43 @@ impl ApiError {
     }
 }
 
+/// Whether the database could not be reached or dropped the connection mid-request (a
+/// restart, a terminated backend, a full pool), rather than refusing the statement.
+fn database_unavailable(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr, sqlx::Error};
+    match e {
+        DbErr::ConnectionAcquire(_) => true,
+        DbErr::Conn(RuntimeErr::SqlxError(e))
+        | DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e)) => match &**e {
+            Error::Io(_) | Error::PoolTimedOut | Error::PoolClosed | Error::WorkerCrashed => true,
+            // Class 08: connection exception; 57P: operator intervention (shutdown,
+            // terminated backend, starting up).
+            Error::Database(e) => e
+                .code()
+                .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 impl From<sea_orm::DbErr> for ApiError {
     fn from(e: sea_orm::DbErr) -> Self {
+        if database_unavailable(&e) {
+            tracing::warn!(error = %e, "database unavailable; answering 503");
+            return ApiError::Unavailable;
+        }
         ApiError::internal("database error", e)
     }
 }
 
 impl<E: std::error::Error> From<sea_orm::TransactionError<E>> for ApiError {
     fn from(e: sea_orm::TransactionError<E>) -> Self {
-        ApiError::internal("database transaction error", e)
+        match e {
+            sea_orm::TransactionError::Connection(e) => e.into(),
+            e => ApiError::internal("database transaction error", e),
+        }
     }
 }
 
@@ -96,7 +130,12 @@ impl IntoResponse for ApiError {
             Json(json!({ "error": self.to_string(), "code": self.code() })),
         )
             .into_response();
-        if let ApiError::RateLimited(seconds) = self {
+        let retry_after = match self {
+            ApiError::RateLimited(seconds) => Some(seconds),
+            ApiError::Unavailable => Some(1),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(seconds));
@@ -132,5 +171,45 @@ impl From<sea_orm::DbErr> for GqlError {
 impl From<GqlError> for async_graphql::Error {
     fn from(e: GqlError) -> Self {
         e.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{DbErr, RuntimeErr, sqlx};
+    use std::sync::Arc;
+
+    fn sqlx_error(e: sqlx::Error) -> DbErr {
+        DbErr::Query(RuntimeErr::SqlxError(Arc::new(e)))
+    }
+
+    #[test]
+    fn a_lost_database_is_503_and_a_refused_statement_500() {
+        let unavailable = [
+            sqlx_error(sqlx::Error::Io(std::io::Error::from(
+                std::io::ErrorKind::ConnectionReset,
+            ))),
+            sqlx_error(sqlx::Error::PoolTimedOut),
+            sqlx_error(sqlx::Error::PoolClosed),
+            DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout),
+        ];
+        for e in unavailable {
+            let shown = e.to_string();
+            let error = ApiError::from(e);
+            assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE, "{shown}");
+            assert_eq!(error.code(), "UNAVAILABLE");
+            let response = error.into_response();
+            assert_eq!(response.headers()[RETRY_AFTER], "1");
+        }
+        for e in [
+            sqlx_error(sqlx::Error::RowNotFound),
+            DbErr::Custom("a check failed".into()),
+        ] {
+            assert_eq!(
+                ApiError::from(e).status(),
+                StatusCode::INTERNAL_SERVER_ERROR
+            );
+        }
     }
 }

@@ -252,3 +252,82 @@ async fn a_worker_stopping_under_load_hands_back_what_it_could_not_finish() {
          again by the other worker (same webhook-id)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intake_answers_503_not_500_while_the_database_drops_its_connections() {
+    const LEADS: usize = 400;
+    let app = TestApp::start(Mode::ProductionNoWorker, &FAST_API).await;
+    let receiver = Receiver::start().await;
+    let (_owner, list) = list_to(&app, &receiver, 8).await;
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let database_url = app.database_url.clone();
+    // Every connection of this test's database dropped again and again while leads arrive.
+    let killer = tokio::spawn(async move {
+        let mut terminated = 0;
+        while !*stopped.borrow_and_update() {
+            terminated += database::terminate_backends(&database_url).await;
+            let _ = tokio::time::timeout(Duration::from_millis(5), stopped.changed()).await;
+        }
+        terminated
+    });
+    let http = reqwest::Client::new();
+    let answers: Vec<(u16, Option<String>, serde_json::Value)> = stream::iter(0..LEADS)
+        .map(|i| {
+            let (http, url) = (http.clone(), list.inbound_url.clone());
+            async move {
+                let response = http
+                    .post(&url)
+                    .json(&json!({ "email": format!("lead{i}@example.com") }))
+                    .send()
+                    .await
+                    .expect("inbound request");
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap_or_default().to_owned());
+                (
+                    status,
+                    retry_after,
+                    response.json().await.unwrap_or_default(),
+                )
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    stop.send(true).expect("stop the killer");
+    let terminated = killer.await.expect("killer");
+
+    let count = |status: u16| answers.iter().filter(|(s, ..)| *s == status).count();
+    println!(
+        "leads={LEADS} accepted={} unavailable={} backends_terminated={terminated}",
+        count(202),
+        count(503)
+    );
+    assert!(terminated > 0, "no backend was terminated");
+    for (status, retry_after, answer) in &answers {
+        match status {
+            202 => {}
+            503 => {
+                assert_eq!(answer["code"], "UNAVAILABLE", "{answer}");
+                assert_eq!(retry_after.as_deref(), Some("1"), "{answer}");
+            }
+            other => panic!("intake answered {other}: {answer}"),
+        }
+    }
+    // Every accepted lead is stored.
+    let accepted: Vec<&str> = answers
+        .iter()
+        .filter(|(s, ..)| *s == 202)
+        .filter_map(|(_, _, answer)| answer["lead_id"].as_str())
+        .collect();
+    assert_eq!(accepted.len(), count(202));
+    for id in accepted {
+        assert_eq!(
+            app.count_where("leads", &format!("id = '{id}'")).await,
+            1,
+            "accepted lead {id} is stored"
+        );
+    }
+}

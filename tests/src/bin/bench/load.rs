@@ -54,6 +54,9 @@ pub fn client(connections: usize) -> Result<reqwest::Client> {
         .context("building the load client")
 }
 
+/// How many times a lead answered 503 is sent again.
+const UNAVAILABLE_RETRIES: usize = 5;
+
 async fn post(http: &reqwest::Client, url: &str, tag: &str, i: u64) -> Sent {
     let lead = json!({
         "email": format!("lead{i}-{tag}@example.com"),
@@ -61,7 +64,23 @@ async fn post(http: &reqwest::Client, url: &str, tag: &str, i: u64) -> Sent {
         "phone": format!("+55119{:08}", i % 100_000_000),
     });
     let at = Instant::now();
-    let lead_id = match http.post(url).json(&lead).send().await {
+    // Like a lead source: a 503 (the database is restarting) is sent again after its
+    // Retry-After, a few times.
+    let mut answer = http.post(url).json(&lead).send().await;
+    for _ in 0..UNAVAILABLE_RETRIES {
+        let Ok(r) = &answer else { break };
+        if r.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        let wait = r
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .unwrap_or(1);
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+        answer = http.post(url).json(&lead).send().await;
+    }
+    let lead_id = match answer {
         Ok(r) if r.status() == reqwest::StatusCode::ACCEPTED => match r.json::<Value>().await {
             Ok(answer) => answer["lead_id"]
                 .as_str()

@@ -487,11 +487,14 @@ async fn lock_keys(
         .map(|(f, v)| format!("{list_id}:{f}:{v}"))
         .collect();
     keys.sort_unstable();
-    // Every key in one round trip, locked in the array's (sorted) order.
+    // Every key in one round trip, locked in the array's (sorted) order. The same round
+    // trip has the transaction's lookups planned for their values (see `find_original`).
     let keys = serde_json::to_string(&keys).map_err(|e| ApiError::internal("dedupe keys", e))?;
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,
-        "SELECT pg_advisory_xact_lock(hashtext(k)) FROM jsonb_array_elements_text($1::jsonb) AS k",
+        "SELECT pg_advisory_xact_lock(hashtext(k)), \
+         set_config('plan_cache_mode', 'force_custom_plan', true) \
+         FROM jsonb_array_elements_text($1::jsonb) AS k",
         [keys.into()],
     ))
     .await?;
@@ -501,9 +504,10 @@ async fn lock_keys(
 /// The id of the oldest lead of the list within its dedupe window sharing any of `keys`.
 ///
 /// One lookup per key, each matching its own index (`list_id`, key, `created_at`) in
-/// full, planned for its values. A single `email = $ OR phone = $` query with a generic
-/// plan (made while the table was small) walked the whole list in the window and
-/// filtered: intake slowed down as the list grew.
+/// full, planned for its values (`plan_cache_mode`, set with the keys' locks: a generic
+/// plan made while the list was small can still pick the other key's index). A single
+/// `email = $ OR phone = $` query with a generic plan walked the whole list in the window
+/// and filtered: intake slowed down as the list grew.
 async fn find_original(
     txn: &DatabaseTransaction,
     list: &list::Model,
@@ -512,12 +516,6 @@ async fn find_original(
 ) -> ApiResult<Option<String>> {
     if keys.is_empty() {
         return Ok(None);
-    }
-    if txn.get_database_backend() == DbBackend::Postgres {
-        // A generic plan made while the list was small can still pick the other key's
-        // index; plan each lookup for its values (for the rest of this transaction).
-        txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
-            .await?;
     }
     let since = now - chrono::Duration::days(i64::from(list.dedupe_window_days));
     let mut oldest: Option<(String, DateTime<Utc>)> = None;

@@ -172,8 +172,18 @@ pub async fn serve(
     // Tells an embedded Redis worker to stop claiming once serving has ended.
     let (stop, _) = tokio::sync::watch::channel(false);
     let worker = if runs_worker {
+        // SQLite has one connection, shared; PostgreSQL gives the engine a pool of its own.
+        let ledger = if sea_orm::ConnectionTrait::get_database_backend(&db)
+            == sea_orm::DatabaseBackend::Postgres
+        {
+            db::connect_engine(&config.effective_database_url(), config.db_pool)
+                .await
+                .context("LEADRELAY_DATABASE_URL: cannot connect")?
+        } else {
+            db.clone()
+        };
         let engine = Arc::new(Engine::new(
-            db.clone(),
+            ledger,
             events.clone(),
             queue.clone(),
             settings.clone(),

@@ -12,6 +12,7 @@ mod m0006_list_rate_limit;
 mod m0007_list_score_weights;
 mod m0008_integration_filter_mapping;
 mod m0009_presets;
+mod m0010_take_slot;
 
 /// The ordered set of LeadRelay migrations.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_list_score_weights::Migration),
             Box::new(m0008_integration_filter_mapping::Migration),
             Box::new(m0009_presets::Migration),
+            Box::new(m0010_take_slot::Migration),
         ]
     }
 }

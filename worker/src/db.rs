@@ -6,6 +6,23 @@ use std::time::Duration;
 /// Connects to `url`. SQLite runs in WAL mode with a busy timeout, on one connection so
 /// writers never contend; PostgreSQL gets a pool of `pool_size` connections.
 pub async fn connect(url: &str, pool_size: u32) -> Result<DatabaseConnection, DbErr> {
+    Database::connect(options(url, pool_size)).await
+}
+
+/// Connects the delivery engine to PostgreSQL at `url`: like [`connect`], but its
+/// commits do not wait for the WAL flush. The engine's transactions (claims, attempts)
+/// hold an integration's turn while they commit, and waiting for the disk there
+/// serialised every delivery of an integration behind one fsync. What a database crash
+/// can take back is the last fraction of a second of claims and attempts, never a lead
+/// (intake commits durably on its own pool): those rows are in flight again and are sent
+/// once more, at least once as always.
+pub async fn connect_engine(url: &str, pool_size: u32) -> Result<DatabaseConnection, DbErr> {
+    let mut options = options(url, pool_size);
+    options.map_sqlx_postgres_opts(|o| o.options([("synchronous_commit", "off")]));
+    Database::connect(options).await
+}
+
+fn options(url: &str, pool_size: u32) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .sqlx_logging(false)
@@ -22,5 +39,5 @@ pub async fn connect(url: &str, pool_size: u32) -> Result<DatabaseConnection, Db
     } else {
         options.max_connections(pool_size).min_connections(1);
     }
-    Database::connect(options).await
+    options
 }

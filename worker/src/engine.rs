@@ -22,9 +22,9 @@ use leadrelay_entity::{
 };
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
-    sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query},
+    ColumnTrait, Condition, DatabaseBackend, DatabaseConnection, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, Statement, TransactionTrait,
+    sea_query::{Expr, ExprTrait, Query},
 };
 use serde_json::{Value, json};
 use std::{
@@ -146,34 +146,6 @@ fn take(lease_until: DateTime<Utc>, now: DateTime<Utc>) -> sea_orm::UpdateMany<d
             Expr::value(Option::<DateTime<Utc>>::None),
         )
         .col_expr(delivery::Column::UpdatedAt, Expr::value(now))
-}
-
-/// `query` with a NO KEY UPDATE row lock on PostgreSQL (SQLite has one writer and no row
-/// locks). NO KEY UPDATE, not UPDATE: foreign-key checks (KEY SHARE) never wait for it;
-/// FOR UPDATE on the integration deadlocked intake against claims and intake answered 500.
-fn locked<Q: QuerySelect>(
-    query: Q,
-    db: &impl ConnectionTrait,
-    behavior: Option<LockBehavior>,
-) -> Q {
-    match (db.get_database_backend(), behavior) {
-        (DatabaseBackend::Postgres, Some(behavior)) => {
-            query.lock_with_behavior(LockType::NoKeyUpdate, behavior)
-        }
-        (DatabaseBackend::Postgres, None) => query.lock(LockType::NoKeyUpdate),
-        _ => query,
-    }
-}
-
-/// Reads the integration and locks it until the transaction ends: claims and settles of
-/// one integration take turns, so its in-flight cap holds across every worker process.
-async fn lock_integration(
-    txn: &DatabaseTransaction,
-    id: &str,
-) -> Result<Option<integration::Model>, Error> {
-    Ok(locked(integration::Entity::find_by_id(id), txn, None)
-        .one(txn)
-        .await?)
 }
 
 impl Engine {
@@ -352,21 +324,15 @@ impl Engine {
         }
     }
 
-    /// Claims the row: within a transaction that locks the integration (so the in-flight
-    /// cap holds across every worker process), a conditional UPDATE that only one worker
-    /// can win. A duplicate job finds nothing to do.
+    /// Claims the row: reads it, then takes one of its integration's in-flight slots for
+    /// it ([`Engine::take_slot`]), which only one worker can win. A duplicate job finds
+    /// nothing to do.
     async fn claim(&self, delivery_id: &str) -> Result<Claim, Error> {
         let now = now();
-        let txn = self.ledger_txn().await?;
-        // The row first, skipped when a settling worker holds it (it is handing the row
-        // a slot): rows before the integration, in claims as in settles, so the two
-        // never deadlock.
-        let row = locked(
-            delivery::Entity::find_by_id(delivery_id),
-            &txn,
-            Some(LockBehavior::SkipLocked),
-        );
-        let Some(row) = row.one(&txn).await? else {
+        let Some(row) = delivery::Entity::find_by_id(delivery_id)
+            .one(&self.db)
+            .await?
+        else {
             return Ok(Claim::Nothing);
         };
         let leased =
@@ -386,41 +352,100 @@ impl Engine {
         if self.local_share_used(&row.integration_id) {
             return Ok(Claim::Busy);
         }
-        let Some(integration) = lock_integration(&txn, &row.integration_id).await? else {
+        // Busy, paused or taken by another: the row waits in the ledger, where a
+        // settling delivery of its integration (or its reactivation) finds it.
+        let Some(won) = self.take_slot(&row.integration_id, Some(&row), now).await? else {
             return Ok(Claim::Nothing);
         };
-        if !integration.active && !row.is_test {
-            // It waits in the ledger; reactivation re-enqueues it. (A test goes anyway.)
-            return Ok(Claim::Nothing);
+        Ok(self
+            .with_integration(won)
+            .await?
+            .map_or(Claim::Nothing, Claim::Won))
+    }
+
+    /// A row this process has taken, with its integration as it is now.
+    async fn with_integration(&self, row: delivery::Model) -> Result<Option<Won>, Error> {
+        let integration = integration::Entity::find_by_id(&row.integration_id)
+            .one(&self.db)
+            .await?;
+        Ok(integration.map(|integration| Box::new((row, integration))))
+    }
+
+    /// Takes one of the integration's `maxInFlight` slots for `row` (if it still has the
+    /// status and `updated_at` it was read with), or with None for the integration's
+    /// oldest due waiting row: the row goes IN_FLIGHT under a lease, and is returned.
+    /// Nothing when the integration is busy or paused (a test row goes anyway), or the
+    /// row changed meanwhile. Claims and hand-offs of one integration take turns, so the
+    /// cap holds across every worker process. On PostgreSQL the whole step is one call of
+    /// `leadrelay_take` (migration m0010), holding the integration's turn for
+    /// microseconds instead of several round trips; SQLite (one writer) runs the same
+    /// steps here.
+    async fn take_slot(
+        &self,
+        integration_id: &str,
+        row: Option<&delivery::Model>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<delivery::Model>, Error> {
+        let lease_until = now + chrono(self.settings.lease);
+        if self.db.get_database_backend() == DatabaseBackend::Postgres {
+            let call = Statement::from_sql_and_values(
+                DatabaseBackend::Postgres,
+                "SELECT * FROM leadrelay_take($1, $2, $3, $4, $5, $6)",
+                [
+                    integration_id.into(),
+                    row.map(|r| r.id.clone()).into(),
+                    row.map(|r| sea_orm::ActiveEnum::to_value(&r.status)).into(),
+                    row.map(|r| r.updated_at).into(),
+                    now.into(),
+                    lease_until.into(),
+                ],
+            );
+            return Ok(delivery::Entity::find()
+                .from_raw_sql(call)
+                .one(&self.db)
+                .await?);
         }
+        let txn = self.db.begin().await?;
+        let Some(integration) = integration::Entity::find_by_id(integration_id)
+            .one(&txn)
+            .await?
+        else {
+            return Ok(None);
+        };
         let busy = delivery::Entity::find()
-            .filter(delivery::Column::IntegrationId.eq(&integration.id))
+            .filter(delivery::Column::IntegrationId.eq(integration_id))
             .filter(delivery::Column::Status.eq(DeliveryStatus::InFlight))
             .filter(delivery::Column::LeaseUntil.gt(now))
             .count(&txn)
             .await?;
         if busy >= u64::try_from(integration.max_in_flight).unwrap_or(1) {
-            return Ok(Claim::Busy);
+            return Ok(None);
         }
-        let lease_until = now + chrono(self.settings.lease);
-        let claimed = take(lease_until, now)
-            .filter(delivery::Column::Id.eq(delivery_id))
-            .filter(delivery::Column::Status.eq(row.status))
-            .filter(delivery::Column::UpdatedAt.eq(row.updated_at))
-            .exec(&txn)
-            .await?;
+        let update = take(lease_until, now);
+        let taken = match row {
+            Some(row) if integration.active || row.is_test => update
+                .filter(delivery::Column::Id.eq(&row.id))
+                .filter(delivery::Column::Status.eq(row.status))
+                .filter(delivery::Column::UpdatedAt.eq(row.updated_at)),
+            None if integration.active => update.filter(
+                delivery::Column::Id.in_subquery(
+                    Query::select()
+                        .column(delivery::Column::Id)
+                        .from(delivery::Entity)
+                        .and_where(delivery::Column::IntegrationId.eq(integration_id))
+                        .and_where(Expr::cust(WAITING))
+                        .and_where(delivery::Column::NextAttemptAt.lte(now))
+                        .order_by(delivery::Column::NextAttemptAt, sea_orm::Order::Asc)
+                        .limit(1)
+                        .to_owned(),
+                ),
+            ),
+            _ => return Ok(None),
+        }
+        .exec_with_returning(&txn)
+        .await?;
         txn.commit().await?;
-        if claimed.rows_affected == 0 {
-            return Ok(Claim::Nothing);
-        }
-        let won = delivery::Model {
-            status: DeliveryStatus::InFlight,
-            lease_until: Some(lease_until),
-            next_attempt_at: None,
-            updated_at: now,
-            ..row
-        };
-        Ok(Claim::Won(Box::new((won, integration))))
+        Ok(taken.into_iter().next())
     }
 
     async fn load(
@@ -539,7 +564,7 @@ impl Engine {
             updated_at: now,
             ..d.clone()
         };
-        let txn = self.ledger_txn().await?;
+        let txn = self.db.begin().await?;
         let updated = delivery::Entity::update_many()
             .col_expr(delivery::Column::Status, Expr::value(settled.status))
             .col_expr(delivery::Column::Endpoint, Expr::value(settled.endpoint))
@@ -604,121 +629,113 @@ impl Engine {
             txn.commit().await?;
             return Ok(Some((settled, None)));
         }
-        // From here to the commit the integration is locked, as in a claim: a claim that
-        // found it busy either sees this row settled or is seen by the hand-off below.
-        let Some(current) = lock_integration(&txn, &integration.id).await? else {
-            txn.commit().await?;
-            return Ok(Some((settled, None)));
-        };
-        // A test (`sendTestLead`) says nothing about the integration's live health.
-        let paused = if d.is_test {
-            None
-        } else {
-            self.record_health(&txn, &current, status, now).await?
-        };
-        let next = self.hand_off(&txn, integration, current, now).await?;
         txn.commit().await?;
-        if let Some(paused) = paused {
+        // A test (`sendTestLead`) says nothing about the integration's live health. Kept
+        // after the commit, in statements of its own, so the integration's row is never
+        // locked across a round trip.
+        if !d.is_test
+            && let Some(paused) = self.record_health(integration, status, now).await?
+        {
             self.events.publish(paused).await;
         }
-        Ok(Some((settled, next)))
+        Ok(Some((settled, self.hand_off(integration, now).await?)))
     }
 
-    /// Claims the integration's oldest due waiting row for the slot a settling row frees
-    /// (the in-flight count stays the same, so the cap holds), unless the integration was
-    /// paused or its cap lowered meanwhile, or this process is stopping. Runs in the
-    /// settling transaction, under the integration's lock.
+    /// Takes the integration's oldest due waiting row for the slot a settled row freed
+    /// (claimed for this process), unless the process is stopping. A claim that found the
+    /// integration busy while the settled row was in flight left its row waiting: this
+    /// hand-off, which runs after the settle committed, takes it or an older one.
     async fn hand_off(
         &self,
-        txn: &DatabaseTransaction,
-        claimed_under: &integration::Model,
-        current: integration::Model,
+        integration: &integration::Model,
         now: DateTime<Utc>,
     ) -> Result<Option<Won>, Error> {
-        if !current.active
-            || current.max_in_flight < claimed_under.max_in_flight
-            || self.stopping.load(Ordering::Relaxed)
-        {
+        if self.stopping.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        let mut oldest = Query::select()
-            .column(delivery::Column::Id)
-            .from(delivery::Entity)
-            .and_where(delivery::Column::IntegrationId.eq(&current.id))
-            .and_where(Expr::cust(WAITING))
-            .and_where(delivery::Column::NextAttemptAt.lte(now))
-            .order_by(delivery::Column::NextAttemptAt, sea_orm::Order::Asc)
-            .limit(1)
-            .to_owned();
-        if txn.get_database_backend() == DatabaseBackend::Postgres {
-            // A row another worker is claiming right now is left to it.
-            oldest.lock_with_behavior(LockType::NoKeyUpdate, LockBehavior::SkipLocked);
+        match self.take_slot(&integration.id, None, now).await? {
+            Some(row) => self.with_integration(row).await,
+            None => Ok(None),
         }
-        let next = take(now + chrono(self.settings.lease), now)
-            .filter(delivery::Column::Id.in_subquery(oldest))
-            .exec_with_returning(txn)
-            .await?;
-        Ok(next.into_iter().next().map(|row| Box::new((row, current))))
     }
 
     /// Keeps the integration's health, and pauses it after `auto_pause_after`
-    /// consecutive failed deliveries when that is set.
+    /// consecutive failed deliveries when that is set. Each write is one conditional
+    /// UPDATE, so concurrent settles of one integration count every failure.
     async fn record_health(
         &self,
-        txn: &DatabaseTransaction,
         integration: &integration::Model,
         status: DeliveryStatus,
         now: DateTime<Utc>,
     ) -> Result<Option<IntegrationEvent>, Error> {
-        let mut paused = None;
-        let mut update =
+        let this =
             integration::Entity::update_many().filter(integration::Column::Id.eq(&integration.id));
         match status {
+            // A busy integration's row is stamped at most once a second.
             DeliveryStatus::Delivered
                 if integration.consecutive_failures == 0
                     && integration
                         .last_success_at
                         .is_some_and(|at| now - at < chrono(SUCCESS_STAMP)) =>
             {
-                return Ok(None);
+                Ok(None)
             }
+            // The integration as claimed may be stale: concurrent deliveries stamp it once.
             DeliveryStatus::Delivered => {
-                update = update
-                    .col_expr(integration::Column::ConsecutiveFailures, Expr::value(0))
-                    .col_expr(integration::Column::LastSuccessAt, Expr::value(Some(now)));
+                this.col_expr(integration::Column::ConsecutiveFailures, Expr::value(0))
+                    .col_expr(integration::Column::LastSuccessAt, Expr::value(Some(now)))
+                    .filter(
+                        Condition::any()
+                            .add(integration::Column::ConsecutiveFailures.ne(0))
+                            .add(integration::Column::LastSuccessAt.is_null())
+                            .add(
+                                integration::Column::LastSuccessAt.lt(now - chrono(SUCCESS_STAMP)),
+                            ),
+                    )
+                    .exec(&self.db)
+                    .await?;
+                Ok(None)
             }
             DeliveryStatus::Failed | DeliveryStatus::Error => {
-                update = update
+                this.clone()
                     .col_expr(
                         integration::Column::ConsecutiveFailures,
                         Expr::col(integration::Column::ConsecutiveFailures).add(1),
                     )
-                    .col_expr(integration::Column::LastFailureAt, Expr::value(Some(now)));
-                if let Some(limit) = integration.auto_pause_after
-                    && integration.consecutive_failures + 1 >= limit
-                    && integration.active
-                {
-                    let reason = format!("paused after {limit} consecutive failed deliveries");
-                    tracing::warn!(integration_id = %integration.id, limit, "pausing integration after consecutive failed deliveries");
-                    update = update
-                        .col_expr(integration::Column::Active, Expr::value(false))
-                        .col_expr(
-                            integration::Column::PausedReason,
-                            Expr::value(Some(reason.clone())),
-                        );
-                    paused = Some(IntegrationEvent {
-                        tenant_id: integration.tenant_id.clone(),
-                        integration_id: integration.id.clone(),
-                        list_id: integration.list_id.clone(),
-                        active: false,
-                        reason: Some(reason),
-                    });
+                    .col_expr(integration::Column::LastFailureAt, Expr::value(Some(now)))
+                    .exec(&self.db)
+                    .await?;
+                if integration.auto_pause_after.is_none() {
+                    return Ok(None);
                 }
+                let paused = this
+                    .col_expr(integration::Column::Active, Expr::value(false))
+                    .col_expr(
+                        integration::Column::PausedReason,
+                        Expr::cust(
+                            "'paused after ' || auto_pause_after || ' consecutive failed deliveries'",
+                        ),
+                    )
+                    .filter(integration::Column::Active.eq(true))
+                    .filter(
+                        Expr::col(integration::Column::ConsecutiveFailures)
+                            .gte(Expr::col(integration::Column::AutoPauseAfter)),
+                    )
+                    .exec_with_returning(&self.db)
+                    .await?;
+                Ok(paused.into_iter().next().map(|paused| {
+                    tracing::warn!(integration_id = %paused.id, limit = ?paused.auto_pause_after, "pausing integration after consecutive failed deliveries");
+                    IntegrationEvent {
+                        tenant_id: paused.tenant_id,
+                        integration_id: paused.id,
+                        list_id: paused.list_id,
+                        active: false,
+                        reason: paused.paused_reason,
+                    }
+                }))
             }
-            _ => return Ok(None),
+            _ => Ok(None),
         }
-        update.exec(txn).await?;
-        Ok(paused)
     }
 
     /// Stops taking on waiting rows when deliveries settle (graceful shutdown: the
@@ -757,21 +774,6 @@ impl Engine {
             .exec(&self.db)
             .await?;
         Ok(released.rows_affected)
-    }
-
-    /// A transaction for the engine's own writes (claims, settles). On PostgreSQL its
-    /// commit does not wait for the WAL flush: these transactions hold the integration's
-    /// lock until they commit, and waiting for the disk there serialised every delivery of
-    /// an integration behind one fsync. What a database crash can take back is the last
-    /// fraction of a second of claims and attempts, never a lead (intake commits durably):
-    /// those rows are in flight again and are sent once more, at least once as always.
-    async fn ledger_txn(&self) -> Result<DatabaseTransaction, Error> {
-        let txn = self.db.begin().await?;
-        if txn.get_database_backend() == DatabaseBackend::Postgres {
-            txn.execute_unprepared("SET LOCAL synchronous_commit = off")
-                .await?;
-        }
-        Ok(txn)
     }
 
     /// Whether the integration already holds its share of this process's slots: at most

@@ -50,7 +50,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let settings = config.delivery;
-    let ledger = db::connect(&config.database_url, config.db_pool).await?;
+    let ledger = db::connect_engine(&config.database_url, config.db_pool).await?;
     let client = redis::Client::open(config.redis_url.as_str())?;
     let conn = client.get_connection_manager().await?;
     let events = EventBus::redis(conn.clone(), &settings.redis_prefix);

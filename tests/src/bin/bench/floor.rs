@@ -1,6 +1,6 @@
 //! The database floor: the statements the product runs per lead (intake, claim, load,
 //! settle; copied from `api/src/intake.rs` and `worker/src/engine.rs`), run by a minimal
-//! loop with the api's pool size and as many concurrent tasks. No HTTP, no Redis: what
+//! loop with the api's and the worker's pool sizes and as many tasks as the api's pool. No HTTP, no Redis: what
 //! PostgreSQL on this machine allows, to compare the end-to-end rate with.
 
 use crate::{Options, report::Figures, stack};
@@ -8,7 +8,11 @@ use anyhow::{Context, Result, ensure};
 use chrono::{DateTime, Utc};
 use leadrelay_tests::database;
 use leadrelay_worker::{engine::now, ids::new_id};
-use sea_orm::sqlx::{PgPool, Postgres, Row, Transaction, postgres::PgPoolOptions, query};
+use sea_orm::sqlx::{
+    PgPool, Row,
+    postgres::{PgConnectOptions, PgPoolOptions},
+    query,
+};
 use std::{
     sync::{
         Arc,
@@ -116,39 +120,42 @@ async fn intake(pool: &PgPool, f: &Fixture, i: u64) -> Result<(String, String)> 
     Ok((lead, delivery))
 }
 
-/// Claim: lock the integration, count its in-flight rows, take the row with a lease.
-async fn claim(pool: &PgPool, f: &Fixture, delivery: &str) -> Result<DateTime<Utc>> {
+/// The engine's `take_slot` on PostgreSQL: one call of `leadrelay_take`; true when it
+/// took a row.
+async fn take(
+    ledger: &PgPool,
+    f: &Fixture,
+    row: Option<(&str, DateTime<Utc>)>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let taken = query("SELECT * FROM leadrelay_take($1, $2, $3, $4, $5, $6)")
+        .bind(&f.integration)
+        .bind(row.map(|(id, _)| id))
+        .bind(row.map(|_| "PENDING"))
+        .bind(row.map(|(_, updated_at)| updated_at))
+        .bind(now)
+        .bind(now + chrono::Duration::seconds(30))
+        .fetch_optional(ledger)
+        .await?;
+    Ok(taken.is_some())
+}
+
+/// Claim: read the row, take a slot for it, read the integration.
+async fn claim(ledger: &PgPool, f: &Fixture, delivery: &str) -> Result<DateTime<Utc>> {
     let now = now();
-    let mut tx: Transaction<'_, Postgres> = pool.begin().await?;
-    let row = query("SELECT * FROM deliveries WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED")
+    let row = query("SELECT * FROM deliveries WHERE id = $1")
         .bind(delivery)
-        .fetch_one(&mut *tx)
+        .fetch_one(ledger)
         .await?;
     let updated_at: DateTime<Utc> = row.try_get("updated_at")?;
-    query("SELECT * FROM integrations WHERE id = $1 FOR NO KEY UPDATE")
+    ensure!(
+        take(ledger, f, Some((delivery, updated_at)), now).await?,
+        "the floor lost a claim"
+    );
+    query("SELECT * FROM integrations WHERE id = $1")
         .bind(&f.integration)
-        .fetch_one(&mut *tx)
+        .fetch_one(ledger)
         .await?;
-    query(
-        "SELECT count(*) FROM deliveries WHERE integration_id = $1 AND status = 'IN_FLIGHT' \
-         AND lease_until > $2",
-    )
-    .bind(&f.integration)
-    .bind(now)
-    .fetch_one(&mut *tx)
-    .await?;
-    let claimed = query(
-        "UPDATE deliveries SET status = 'IN_FLIGHT', lease_until = $1, next_attempt_at = NULL, \
-         updated_at = $2 WHERE id = $3 AND status = 'PENDING' AND updated_at = $4",
-    )
-    .bind(now + chrono::Duration::seconds(30))
-    .bind(now)
-    .bind(delivery)
-    .bind(updated_at)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    ensure!(claimed.rows_affected() == 1, "the floor lost a claim");
     Ok(now)
 }
 
@@ -169,17 +176,17 @@ async fn load(pool: &PgPool, f: &Fixture, lead: &str) -> Result<()> {
     Ok(())
 }
 
-/// Settle: the row DELIVERED, the attempt, then under the integration's lock its health
-/// (written at most once a second on success, as the engine does: here every time) and
-/// the hand-off of the freed slot to the oldest waiting row (none here), in one transaction.
+/// Settle: the row DELIVERED and the attempt in one transaction (the integration's
+/// health is written at most once a second, as the engine does: not here), then the
+/// hand-off of the freed slot to the oldest waiting row (none here).
 async fn settle(
-    pool: &PgPool,
+    ledger: &PgPool,
     f: &Fixture,
     delivery: &str,
     claimed_at: DateTime<Utc>,
 ) -> Result<()> {
     let now = now();
-    let mut tx = pool.begin().await?;
+    let mut tx = ledger.begin().await?;
     let updated = query(
         "UPDATE deliveries SET status = 'DELIVERED', endpoint = 'PRIMARY', ladder_attempts = 1, \
          next_attempt_at = NULL, attempt_count = 1, lease_until = NULL, last_status_code = 200, \
@@ -204,35 +211,23 @@ async fn settle(
     .bind(now)
     .execute(&mut *tx)
     .await?;
-    query("SELECT * FROM integrations WHERE id = $1 FOR NO KEY UPDATE")
-        .bind(&f.integration)
-        .fetch_one(&mut *tx)
-        .await?;
-    query("UPDATE integrations SET consecutive_failures = 0, last_success_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(&f.integration)
-        .execute(&mut *tx)
-        .await?;
-    query(
-        "UPDATE deliveries SET status = 'IN_FLIGHT', lease_until = $1, next_attempt_at = NULL, \
-         updated_at = $2 WHERE id IN (SELECT id FROM deliveries WHERE integration_id = $3 \
-         AND status IN ('PENDING', 'RETRY_SCHEDULED') AND next_attempt_at <= $2 \
-         ORDER BY next_attempt_at LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED) RETURNING *",
-    )
-    .bind(now + chrono::Duration::seconds(30))
-    .bind(now)
-    .bind(&f.integration)
-    .fetch_optional(&mut *tx)
-    .await?;
     tx.commit().await?;
+    take(ledger, f, None, now).await?;
     Ok(())
 }
 
-async fn one_lead(pool: &PgPool, f: &Fixture, i: u64) -> Result<()> {
-    let (lead, delivery) = intake(pool, f, i).await?;
-    let claimed_at = claim(pool, f, &delivery).await?;
-    load(pool, f, &lead).await?;
-    settle(pool, f, &delivery, claimed_at).await
+/// The two pools of the product: the api's (durable commits) and the worker's (the
+/// engine's, whose commits do not wait for the WAL flush).
+struct Pools {
+    api: PgPool,
+    ledger: PgPool,
+}
+
+async fn one_lead(pools: &Pools, f: &Fixture, i: u64) -> Result<()> {
+    let (lead, delivery) = intake(&pools.api, f, i).await?;
+    let claimed_at = claim(&pools.ledger, f, &delivery).await?;
+    load(&pools.ledger, f, &lead).await?;
+    settle(&pools.ledger, f, &delivery, claimed_at).await
 }
 
 /// One floor run on a fresh database: `floor_leads` leads through `api_pool` connections.
@@ -241,9 +236,22 @@ pub async fn run(options: &Options) -> Result<Figures> {
     let result = async {
         let pool = PgPoolOptions::new()
             .max_connections(options.api_pool)
-            .connect(&url)
+            .connect(&stack::local(&url))
             .await
             .context("connecting the floor's pool")?;
+        let ledger = PgPoolOptions::new()
+            .max_connections(options.worker_pool)
+            .connect_with(
+                stack::local(&url)
+                    .parse::<PgConnectOptions>()?
+                    .options([("synchronous_commit", "off")]),
+            )
+            .await
+            .context("connecting the floor's ledger pool")?;
+        let pools = Arc::new(Pools {
+            api: pool.clone(),
+            ledger,
+        });
         // One list and integration per task: a hand-off then finds no other task's row,
         // and the floor has no integration lock to queue on (the product's single-integration
         // scenarios do), so it is the database's limit, not the engine's.
@@ -256,7 +264,7 @@ pub async fn run(options: &Options) -> Result<Figures> {
         let started = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for fixture in fixtures {
-            let (pool, next, bar) = (pool.clone(), next.clone(), bar.clone());
+            let (pools, next, bar) = (pools.clone(), next.clone(), bar.clone());
             let leads = options.floor_leads;
             tasks.spawn(async move {
                 loop {
@@ -264,7 +272,7 @@ pub async fn run(options: &Options) -> Result<Figures> {
                     if i >= leads {
                         return Ok::<_, anyhow::Error>(());
                     }
-                    one_lead(&pool, &fixture, i).await?;
+                    one_lead(&pools, &fixture, i).await?;
                     bar.inc(1);
                 }
             });
@@ -275,6 +283,7 @@ pub async fn run(options: &Options) -> Result<Figures> {
         let secs = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
         pool.close().await;
+        pools.ledger.close().await;
         let leads = options.floor_leads as f64;
         println!(
             "  floor: {leads} leads in {secs:.2} s = {:.0} leads/s",

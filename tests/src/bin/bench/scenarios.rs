@@ -7,7 +7,7 @@ use crate::{
     load::{self, Pace},
     receiver::Receiver,
     report::{self, Figures, Report},
-    stack::{Binaries, List, Setup, Stack, Tenant},
+    stack::{self, Binaries, List, Setup, Stack, Tenant},
 };
 use anyhow::{Context, Result, bail, ensure};
 use indicatif::ProgressBar;
@@ -266,7 +266,7 @@ async fn fill_ledger(
     integration: &str,
     leads: u64,
 ) -> Result<()> {
-    let mut db = PgConnection::connect(database_url)
+    let mut db = PgConnection::connect(&stack::local(database_url))
         .await
         .context("connecting to fill the ledger")?;
     let leads = i64::try_from(leads)?;

@@ -313,7 +313,6 @@ impl Engine {
                 delivery = settled;
                 continue;
             }
-            self.publish(&settled, settled.attempt_count).await;
             if let (DeliveryStatus::RetryScheduled, Some(at)) =
                 (settled.status, settled.next_attempt_at)
             {
@@ -513,9 +512,9 @@ impl Engine {
         }
     }
 
-    /// Records the attempt and the row's next state in one transaction, and hands the
-    /// freed slot to the integration's next waiting row (returned, claimed for this
-    /// process). None when the lease was lost meanwhile (another worker owns the row now).
+    /// Records the attempt and the row's next state in one transaction, publishes it, and
+    /// hands the freed slot to the integration's next waiting row (returned, claimed for
+    /// this process). None when the lease was lost meanwhile (another worker owns the row now).
     /// After [`Verdict::Continue`] the row stays in flight under a fresh lease and keeps
     /// its slot.
     async fn settle_once(
@@ -630,15 +629,27 @@ impl Engine {
             return Ok(Some((settled, None)));
         }
         txn.commit().await?;
+        // The outcome is recorded: subscribers hear it before anything else happens to
+        // the row (a resend right after it, say).
+        self.publish(&settled, settled.attempt_count).await;
         // A test (`sendTestLead`) says nothing about the integration's live health. Kept
         // after the commit, in statements of its own, so the integration's row is never
-        // locked across a round trip.
-        if !d.is_test
-            && let Some(paused) = self.record_health(integration, status, now).await?
-        {
-            self.events.publish(paused).await;
+        // locked across a round trip. Neither it nor the hand-off can undo the settle: a
+        // failure is logged, and the sweeper finds any row left waiting.
+        if !d.is_test {
+            match self.record_health(integration, status, now).await {
+                Ok(Some(paused)) => self.events.publish(paused).await,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, integration_id = %integration.id, "recording the integration's health failed");
+                }
+            }
         }
-        Ok(Some((settled, self.hand_off(integration, now).await?)))
+        let next = self.hand_off(integration, now).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, integration_id = %integration.id, "handing the slot on failed");
+            None
+        });
+        Ok(Some((settled, next)))
     }
 
     /// Takes the integration's oldest due waiting row for the slot a settled row freed

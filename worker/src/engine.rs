@@ -353,26 +353,16 @@ impl Engine {
         }
         // Busy, paused or taken by another: the row waits in the ledger, where a
         // settling delivery of its integration (or its reactivation) finds it.
-        let Some(won) = self.take_slot(&row.integration_id, Some(&row), now).await? else {
-            return Ok(Claim::Nothing);
-        };
         Ok(self
-            .with_integration(won)
+            .take_slot(&row.integration_id, Some(&row), now)
             .await?
             .map_or(Claim::Nothing, Claim::Won))
     }
 
-    /// A row this process has taken, with its integration as it is now.
-    async fn with_integration(&self, row: delivery::Model) -> Result<Option<Won>, Error> {
-        let integration = integration::Entity::find_by_id(&row.integration_id)
-            .one(&self.db)
-            .await?;
-        Ok(integration.map(|integration| Box::new((row, integration))))
-    }
-
     /// Takes one of the integration's `maxInFlight` slots for `row` (if it still has the
     /// status and `updated_at` it was read with), or with None for the integration's
-    /// oldest due waiting row: the row goes IN_FLIGHT under a lease, and is returned.
+    /// oldest due waiting row: the row goes IN_FLIGHT under a lease, and is returned with
+    /// its integration as it is now.
     /// Nothing when the integration is busy or paused (a test row goes anyway), or the
     /// row changed meanwhile. Claims and hand-offs of one integration take turns, so the
     /// cap holds across every worker process. On PostgreSQL the whole step is one call of
@@ -384,7 +374,7 @@ impl Engine {
         integration_id: &str,
         row: Option<&delivery::Model>,
         now: DateTime<Utc>,
-    ) -> Result<Option<delivery::Model>, Error> {
+    ) -> Result<Option<Won>, Error> {
         let lease_until = now + chrono(self.settings.lease);
         if self.db.get_database_backend() == DatabaseBackend::Postgres {
             let call = Statement::from_sql_and_values(
@@ -399,10 +389,17 @@ impl Engine {
                     lease_until.into(),
                 ],
             );
-            return Ok(delivery::Entity::find()
+            let Some(row) = delivery::Entity::find()
                 .from_raw_sql(call)
                 .one(&self.db)
-                .await?);
+                .await?
+            else {
+                return Ok(None);
+            };
+            let integration = integration::Entity::find_by_id(integration_id)
+                .one(&self.db)
+                .await?;
+            return Ok(integration.map(|integration| Box::new((row, integration))));
         }
         let txn = self.db.begin().await?;
         let Some(integration) = integration::Entity::find_by_id(integration_id)
@@ -444,7 +441,10 @@ impl Engine {
         .exec_with_returning(&txn)
         .await?;
         txn.commit().await?;
-        Ok(taken.into_iter().next())
+        Ok(taken
+            .into_iter()
+            .next()
+            .map(|row| Box::new((row, integration))))
     }
 
     async fn load(
@@ -664,10 +664,7 @@ impl Engine {
         if self.stopping.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        match self.take_slot(&integration.id, None, now).await? {
-            Some(row) => self.with_integration(row).await,
-            None => Ok(None),
-        }
+        self.take_slot(&integration.id, None, now).await
     }
 
     /// Keeps the integration's health, and pauses it after `auto_pause_after`

@@ -374,6 +374,17 @@ fn valid_headers(headers: &[HeaderInput]) -> ApiResult<Vec<(String, String)>> {
         .collect()
 }
 
+/// The tenant's integration and its list; another tenant's id is NOT_FOUND.
+pub async fn with_list(
+    db: &impl ConnectionTrait,
+    tenant_id: &str,
+    id: &str,
+) -> ApiResult<(integration::Model, list::Model)> {
+    let integration = get_for_tenant::<integration::Entity>(db, tenant_id, id).await?;
+    let list = get_for_tenant::<list::Entity>(db, tenant_id, &integration.list_id).await?;
+    Ok((integration, list))
+}
+
 /// An integration's headers in order, names and opened values, for previews: a value
 /// that does not open (sealed under another key) is empty, so it shows nothing.
 pub async fn opened_headers(

@@ -8,11 +8,10 @@ use crate::{
     error::{ApiError, GqlResult},
     intake,
     integrations::{self, Header},
-    tenancy::get_for_tenant,
 };
 use async_graphql::{Context, ID, Json, Object, SimpleObject};
 use chrono::Utc;
-use leadrelay_entity::{Endpoint, LeadStatus, integration, list};
+use leadrelay_entity::{Endpoint, LeadStatus};
 use leadrelay_worker::{ids::new_id, payload, request};
 use serde_json::Value;
 use std::net::IpAddr;
@@ -60,11 +59,8 @@ impl PreviewQuery {
         source_ip: Option<String>,
     ) -> GqlResult<RenderedRequest> {
         let (auth, app) = (auth(ctx)?, state(ctx));
-        let integration =
-            get_for_tenant::<integration::Entity>(&app.db, &auth.tenant_id, &integration_id)
-                .await?;
-        let list =
-            get_for_tenant::<list::Entity>(&app.db, &auth.tenant_id, &integration.list_id).await?;
+        let (integration, list) =
+            integrations::with_list(&app.db, &auth.tenant_id, &integration_id).await?;
         let headers = integrations::opened_headers(app, &auth.tenant_id, &integration.id).await?;
         let source_ip = source_ip
             .map(|ip| {

@@ -8,11 +8,10 @@ use crate::{
     auth::{RequireRole, auth, state},
     deliveries::Delivery,
     error::{ApiError, GqlResult},
-    intake,
-    tenancy::get_for_tenant,
+    intake, integrations,
 };
 use async_graphql::{Context, ID, Json, Object};
-use leadrelay_entity::{LeadStatus, Role, delivery, integration, lead, list};
+use leadrelay_entity::{LeadStatus, Role, delivery, lead};
 use leadrelay_worker::DeliveryEvent;
 use sea_orm::{EntityTrait, IntoActiveModel, TransactionTrait};
 use serde_json::{Value, json};
@@ -49,11 +48,8 @@ impl TestLeadMutation {
         sample: Option<Json<Value>>,
     ) -> GqlResult<Delivery> {
         let (auth, app) = (auth(ctx)?, state(ctx));
-        let integration =
-            get_for_tenant::<integration::Entity>(&app.db, &auth.tenant_id, &integration_id)
-                .await?;
-        let list =
-            get_for_tenant::<list::Entity>(&app.db, &auth.tenant_id, &integration.list_id).await?;
+        let (integration, list) =
+            integrations::with_list(&app.db, &auth.tenant_id, &integration_id).await?;
         let sample = sample.map_or_else(built_in_sample, |s| s.0);
         let sample = intake::sample_lead(app, &list, sample, None).await?;
         let lead = lead::Model {

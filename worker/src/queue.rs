@@ -4,12 +4,22 @@
 
 use crate::{engine::Engine, error::Error};
 use apalis::prelude::*;
-use apalis_core::backend::Vacuum;
+use apalis_core::backend::{
+    Vacuum,
+    ext::poll_strategy::{PollSnapshot, PollStrategy},
+};
 use apalis_redis::{Config as RedisQueueConfig, RedisStorage};
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
-use std::{sync::Arc, time::Duration};
-use tokio::sync::{Semaphore, mpsc, watch};
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+use tokio::{
+    sync::{Semaphore, mpsc, watch},
+    time::MissedTickBehavior,
+};
 
 /// The job: deliver this ledger row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +39,54 @@ pub type LocalJobs = mpsc::UnboundedReceiver<DeliverLead>;
 
 /// How often an idle Redis worker looks for new jobs: bounds pickup latency (§5).
 const REDIS_POLL: Duration = Duration::from_millis(5);
+
+/// Wakes an idle Redis worker every period to fetch. apalis's own interval strategy
+/// (`poll_with_interval`, apalis-core 1.0) replaces a timer that fired with a new one it
+/// does not poll, so a tick that lands while a fetch is finishing arms no wake-up: the
+/// worker then slept until its next heartbeat, and every lead pushed meanwhile waited
+/// up to two seconds. This one polls the next tick at once, so its wake-up is always set.
+pub struct Tick {
+    period: Duration,
+    interval: Option<tokio::time::Interval>,
+}
+
+impl Tick {
+    /// A tick every `period`, starting one period from the first poll.
+    pub fn every(period: Duration) -> Self {
+        Tick {
+            period,
+            interval: None,
+        }
+    }
+}
+
+impl Clone for Tick {
+    fn clone(&self) -> Self {
+        Tick::every(self.period)
+    }
+}
+
+impl PollStrategy for Tick {
+    fn poll_drive(&mut self, cx: &mut Context<'_>, _: &PollSnapshot) -> Poll<Option<()>> {
+        let period = self.period;
+        let interval = self.interval.get_or_insert_with(|| {
+            let mut interval =
+                tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            interval
+        });
+        let mut ticked = false;
+        // Until a tick is pending: that poll registers this context's waker for it.
+        while interval.poll_tick(cx).is_ready() {
+            ticked = true;
+        }
+        if ticked {
+            Poll::Ready(Some(()))
+        } else {
+            Poll::Pending
+        }
+    }
+}
 /// How often a Redis worker moves due jobs from apalis's schedule to its active list.
 const PROMOTE_EVERY: Duration = Duration::from_millis(100);
 /// Jobs moved per promotion script call.
@@ -218,7 +276,7 @@ pub async fn run_redis(
     for run in 0u64.. {
         let storage = RedisStorage::<DeliverLead>::new(conn.clone())
             .with_config(redis_config(&prefix, concurrency))
-            .poll_with_interval(REDIS_POLL);
+            .poll_with_strategy(Tick::every(REDIS_POLL));
         let worker = WorkerBuilder::new(format!("{name}-{run}"))
             .backend(storage)
             .data(engine.clone())
@@ -243,4 +301,75 @@ pub async fn run_redis(
     }
     promoter.abort();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::{
+        sync::atomic::{AtomicUsize, Ordering},
+        task::{Wake, Waker},
+    };
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct Wakes(AtomicUsize);
+
+    impl Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Lets the runtime's (paused) clock run `by`, firing the timers due meanwhile.
+    async fn advance(by: Duration) {
+        tokio::time::advance(by).await;
+        tokio::task::yield_now().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tick_that_fired_arms_the_next_wake_up() {
+        let wakes = Arc::new(Wakes::default());
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut tick = Tick::every(Duration::from_millis(5));
+        let snapshot = PollSnapshot::default();
+
+        assert!(tick.poll_drive(&mut cx, &snapshot).is_pending());
+        advance(Duration::from_millis(5)).await;
+        assert_eq!(
+            wakes.0.load(Ordering::SeqCst),
+            1,
+            "the first tick woke the worker"
+        );
+
+        // The worker polls once after the wake-up, and sees the tick; nothing polls it
+        // again until the next wake-up, which must come by itself.
+        assert!(tick.poll_drive(&mut cx, &snapshot).is_ready());
+        for n in 2..=4 {
+            advance(Duration::from_millis(5)).await;
+            assert_eq!(
+                wakes.0.load(Ordering::SeqCst),
+                n,
+                "tick {n} woke the worker"
+            );
+            assert!(tick.poll_drive(&mut cx, &snapshot).is_ready());
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ticks_missed_while_busy_wake_once_then_keep_the_period() {
+        let wakes = Arc::new(Wakes::default());
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut tick = Tick::every(Duration::from_millis(5));
+        let snapshot = PollSnapshot::default();
+
+        assert!(tick.poll_drive(&mut cx, &snapshot).is_pending());
+        advance(Duration::from_millis(50)).await;
+        assert!(tick.poll_drive(&mut cx, &snapshot).is_ready());
+        let woken = wakes.0.load(Ordering::SeqCst);
+        advance(Duration::from_millis(5)).await;
+        assert_eq!(wakes.0.load(Ordering::SeqCst), woken + 1);
+    }
 }

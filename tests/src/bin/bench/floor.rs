@@ -176,9 +176,10 @@ async fn load(pool: &PgPool, f: &Fixture, lead: &str) -> Result<()> {
     Ok(())
 }
 
-/// Settle: the row DELIVERED and the attempt in one transaction (the integration's
-/// health is written at most once a second, as the engine does: not here), then the
-/// hand-off of the freed slot to the oldest waiting row (none here).
+/// Settle: the row DELIVERED and the attempt in one statement, as the engine records
+/// them on PostgreSQL (the integration's health is written at most once a second, as
+/// the engine does: not here), then the hand-off of the freed slot to the oldest waiting
+/// row (none here).
 async fn settle(
     ledger: &PgPool,
     f: &Fixture,
@@ -186,32 +187,25 @@ async fn settle(
     claimed_at: DateTime<Utc>,
 ) -> Result<()> {
     let now = now();
-    let mut tx = ledger.begin().await?;
-    let updated = query(
-        "UPDATE deliveries SET status = 'DELIVERED', endpoint = 'PRIMARY', ladder_attempts = 1, \
-         next_attempt_at = NULL, attempt_count = 1, lease_until = NULL, last_status_code = 200, \
-         delivered_at = $1, updated_at = $1 WHERE id = $2 AND status = 'IN_FLIGHT' AND updated_at = $3",
+    let recorded = query(
+        "WITH settled AS (UPDATE deliveries SET status = 'DELIVERED', endpoint = 'PRIMARY', \
+         ladder_attempts = 1, next_attempt_at = NULL, attempt_count = 1, lease_until = NULL, \
+         last_status_code = 200, delivered_at = $1, updated_at = $1 \
+         WHERE id = $2 AND status = 'IN_FLIGHT' AND updated_at = $3 RETURNING id) \
+         INSERT INTO delivery_attempts (id, tenant_id, delivery_id, number, endpoint, url, \
+         request_headers, status_code, response_body, duration_ms, error_kind, error, started_at) \
+         SELECT $4, $5, id, 1, 'PRIMARY', 'http://127.0.0.1:9/ok', CAST($6 AS json), 200, \
+         '{\"ok\":true}', 1, NULL, NULL, $1 FROM settled",
     )
     .bind(now)
     .bind(delivery)
     .bind(claimed_at)
-    .execute(&mut *tx)
-    .await?;
-    ensure!(updated.rows_affected() == 1, "the floor lost a lease");
-    query(
-        "INSERT INTO delivery_attempts (id, tenant_id, delivery_id, number, endpoint, url, \
-         request_headers, status_code, response_body, duration_ms, error_kind, error, started_at) \
-         VALUES ($1, $2, $3, 1, 'PRIMARY', 'http://127.0.0.1:9/ok', CAST($4 AS json), 200, \
-         '{\"ok\":true}', 1, NULL, NULL, $5)",
-    )
     .bind(new_id("att"))
     .bind(&f.tenant)
-    .bind(delivery)
     .bind(r#"[{"name":"content-type","value":"application/json"},{"name":"webhook-id","value":"dlv"}]"#)
-    .bind(now)
-    .execute(&mut *tx)
+    .execute(ledger)
     .await?;
-    tx.commit().await?;
+    ensure!(recorded.rows_affected() == 1, "the floor lost a lease");
     take(ledger, f, None, now).await?;
     Ok(())
 }

@@ -13,6 +13,7 @@ mod m0007_list_score_weights;
 mod m0008_integration_filter_mapping;
 mod m0009_presets;
 mod m0010_take_slot;
+mod m0011_stable_plans;
 
 /// The ordered set of LeadRelay migrations.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_integration_filter_mapping::Migration),
             Box::new(m0009_presets::Migration),
             Box::new(m0010_take_slot::Migration),
+            Box::new(m0011_stable_plans::Migration),
         ]
     }
 }

@@ -19,7 +19,7 @@ pub struct Migration;
 /// rows under a live lease, is paused (and the row is no test) or is gone, or the row
 /// changed since it was read. Each statement of a PL/pgSQL function sees a fresh
 /// snapshot, so the count after the lock sees every claim committed before it.
-const CREATE: &str = r"
+pub(crate) const CREATE: &str = r"
 CREATE FUNCTION leadrelay_take(
     p_integration text, p_delivery text, p_status text, p_updated_at timestamptz,
     p_now timestamptz, p_lease_until timestamptz)

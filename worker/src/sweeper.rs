@@ -70,10 +70,8 @@ pub async fn sweep_once(
     let oldest: Option<Option<chrono::DateTime<chrono::Utc>>> = delivery::Entity::find()
         .select_only()
         .column_as(delivery::Column::NextAttemptAt.min(), "oldest")
-        .filter(
-            delivery::Column::Status
-                .is_in([DeliveryStatus::Pending, DeliveryStatus::RetryScheduled]),
-        )
+        // Spelt as the partial index `ix_deliveries_due` is, so even a generic plan uses it.
+        .filter(Expr::cust(WAITING))
         .filter(delivery::Column::NextAttemptAt.lte(now))
         .into_tuple()
         .one(&txn)

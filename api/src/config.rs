@@ -62,6 +62,9 @@ pub struct Config {
     /// PostgreSQL pool size of this process.
     #[arg(long, env = "LEADRELAY_DB_POOL", default_value_t = 16, global = true)]
     pub db_pool: u32,
+    /// Runtime threads of this process (default: half the machine's cores, at least one).
+    #[arg(long, env = "LEADRELAY_THREADS", value_parser = clap::value_parser!(u16).range(1..), global = true)]
+    pub threads: Option<u16>,
     #[command(flatten)]
     pub delivery: DeliverySettings,
     #[command(flatten)]
@@ -290,6 +293,14 @@ mod tests {
         assert!(c.effective_database_url().starts_with("sqlite://"));
         assert_eq!(c.effective_public_url(), "http://127.0.0.1:8080");
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn runtime_threads_are_at_least_one() {
+        assert_eq!(parse(&["--threads", "3"]).threads, Some(3));
+        assert_eq!(parse(&[]).threads, None);
+        let e = Config::try_parse_from(["leadrelay-api", "--threads", "0"]).unwrap_err();
+        assert!(e.to_string().contains("--threads"), "{e}");
     }
 
     #[test]

@@ -6,8 +6,7 @@ use leadrelay_api::{Command, Config};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -18,6 +17,10 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("leadrelay-api: {e}");
         std::process::exit(2);
     }
+    leadrelay_worker::runtime::build(config.threads)?.block_on(run(config))
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
     match config.command.clone().unwrap_or(Command::Serve) {
         Command::Schema => print!("{}", leadrelay_api::graphql::sdl()),
         Command::Migrate => leadrelay_api::migrate(&config).await?,

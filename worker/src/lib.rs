@@ -21,6 +21,7 @@ pub mod preset;
 pub mod queue;
 pub mod request;
 pub mod resolver;
+pub mod runtime;
 pub mod secrets;
 pub mod server;
 pub mod signing;

@@ -6,16 +6,17 @@ use leadrelay_worker::WorkerConfig;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let config = WorkerConfig::parse();
-    let listener = tokio::net::TcpListener::bind(config.bind).await?;
-    leadrelay_worker::run(config, listener, shutdown_signal()).await
+    leadrelay_worker::runtime::build(config.threads)?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.bind).await?;
+        leadrelay_worker::run(config, listener, shutdown_signal()).await
+    })
 }
 
 async fn shutdown_signal() {

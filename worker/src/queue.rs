@@ -321,55 +321,65 @@ mod tests {
         }
     }
 
-    /// Lets the runtime's (paused) clock run `by`, firing the timers due meanwhile.
-    async fn advance(by: Duration) {
-        tokio::time::advance(by).await;
+    /// A 5 ms tick driven as apalis's worker drives it, with a waker that counts.
+    struct Driven {
+        wakes: Arc<Wakes>,
+        waker: Waker,
+        tick: Tick,
+    }
+
+    impl Driven {
+        fn new() -> Self {
+            let wakes = Arc::new(Wakes::default());
+            Driven {
+                waker: Waker::from(wakes.clone()),
+                wakes,
+                tick: Tick::every(Duration::from_millis(5)),
+            }
+        }
+
+        /// One poll of the strategy, as the worker makes when it looks for jobs.
+        fn poll(&mut self) -> Poll<Option<()>> {
+            let mut cx = Context::from_waker(&self.waker);
+            self.tick.poll_drive(&mut cx, &PollSnapshot::default())
+        }
+
+        fn woken(&self) -> usize {
+            self.wakes.0.load(Ordering::SeqCst)
+        }
+    }
+
+    /// Lets the runtime's (paused) clock run `ms`, firing the timers due meanwhile.
+    async fn advance(ms: u64) {
+        tokio::time::advance(Duration::from_millis(ms)).await;
         tokio::task::yield_now().await;
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_tick_that_fired_arms_the_next_wake_up() {
-        let wakes = Arc::new(Wakes::default());
-        let waker = Waker::from(wakes.clone());
-        let mut cx = Context::from_waker(&waker);
-        let mut tick = Tick::every(Duration::from_millis(5));
-        let snapshot = PollSnapshot::default();
-
-        assert!(tick.poll_drive(&mut cx, &snapshot).is_pending());
-        advance(Duration::from_millis(5)).await;
-        assert_eq!(
-            wakes.0.load(Ordering::SeqCst),
-            1,
-            "the first tick woke the worker"
-        );
+        let mut driven = Driven::new();
+        assert!(driven.poll().is_pending());
+        advance(5).await;
+        assert_eq!(driven.woken(), 1, "the first tick woke the worker");
 
         // The worker polls once after the wake-up, and sees the tick; nothing polls it
         // again until the next wake-up, which must come by itself.
-        assert!(tick.poll_drive(&mut cx, &snapshot).is_ready());
+        assert!(driven.poll().is_ready());
         for n in 2..=4 {
-            advance(Duration::from_millis(5)).await;
-            assert_eq!(
-                wakes.0.load(Ordering::SeqCst),
-                n,
-                "tick {n} woke the worker"
-            );
-            assert!(tick.poll_drive(&mut cx, &snapshot).is_ready());
+            advance(5).await;
+            assert_eq!(driven.woken(), n, "tick {n} woke the worker");
+            assert!(driven.poll().is_ready());
         }
     }
 
     #[tokio::test(start_paused = true)]
     async fn ticks_missed_while_busy_wake_once_then_keep_the_period() {
-        let wakes = Arc::new(Wakes::default());
-        let waker = Waker::from(wakes.clone());
-        let mut cx = Context::from_waker(&waker);
-        let mut tick = Tick::every(Duration::from_millis(5));
-        let snapshot = PollSnapshot::default();
-
-        assert!(tick.poll_drive(&mut cx, &snapshot).is_pending());
-        advance(Duration::from_millis(50)).await;
-        assert!(tick.poll_drive(&mut cx, &snapshot).is_ready());
-        let woken = wakes.0.load(Ordering::SeqCst);
-        advance(Duration::from_millis(5)).await;
-        assert_eq!(wakes.0.load(Ordering::SeqCst), woken + 1);
+        let mut driven = Driven::new();
+        assert!(driven.poll().is_pending());
+        advance(50).await;
+        assert!(driven.poll().is_ready());
+        let woken = driven.woken();
+        advance(5).await;
+        assert_eq!(driven.woken(), woken + 1);
     }
 }

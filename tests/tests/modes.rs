@@ -181,3 +181,64 @@ async fn health_and_readiness_in_both_modes() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_jobs_leave_nothing_behind_in_redis() {
+    let app = TestApp::start(
+        Mode::ProductionNoWorker,
+        &["--allow-insecure-targets", "true"],
+    )
+    .await;
+    let _worker = app
+        .spawn_worker_with(&[("LEADRELAY_SWEEP_INTERVAL", "200ms")])
+        .await;
+    let receiver = Receiver::start().await;
+    let owner: Session = app.signup().await;
+    let list = app.create_list(&owner, "Vacuumed").await;
+    app.create_integration(&owner, &list.id, &receiver.url("/in"), &[])
+        .await;
+    for n in 0..5 {
+        let lead = json!({"email": format!("vacuum{n}@example.com")});
+        let (status, answer) = app.post_lead(&list.inbound_url, &lead).await;
+        assert_eq!(status, 202, "{answer}");
+    }
+    receiver.wait_for(5, Duration::from_secs(20)).await;
+
+    // Each sweep removes the finished jobs: their ids, data and metadata.
+    let queue = format!("{}:deliveries", app.redis_prefix);
+    let client = redis::Client::open(app.redis_url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    leadrelay_tests::eventually(
+        "the finished jobs to leave Redis",
+        Duration::from_secs(20),
+        || {
+            let (mut conn, queue) = (conn.clone(), queue.clone());
+            async move {
+                let done: usize = redis::cmd("SCARD")
+                    .arg(format!("{queue}:done"))
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                let data: usize = redis::cmd("HLEN")
+                    .arg(format!("{queue}:data"))
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                let meta: Vec<String> = redis::cmd("KEYS")
+                    .arg(format!("{queue}:meta:*"))
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                (done == 0 && data == 0 && meta.is_empty()).then_some(())
+            }
+        },
+    )
+    .await;
+    // The keys looked at are the queue's: its worker is registered under the same name.
+    let registered: usize = redis::cmd("EXISTS")
+        .arg(format!("{queue}:workers"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(registered, 1);
+}

@@ -4,10 +4,7 @@
 
 use crate::{engine::Engine, error::Error};
 use apalis::prelude::*;
-use apalis_core::backend::{
-    Vacuum,
-    ext::poll_strategy::{PollSnapshot, PollStrategy},
-};
+use apalis_core::backend::ext::poll_strategy::{PollSnapshot, PollStrategy};
 use apalis_redis::{Config as RedisQueueConfig, RedisStorage};
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
@@ -108,6 +105,23 @@ end
 return #ids
 "#;
 
+/// Deletes up to ARGV[1] finished jobs: their ids leave the done set (KEYS[1]), their data
+/// the data hash (KEYS[2]), their metadata and result the keys under KEYS[3]. apalis's own
+/// vacuum reads every job of the queue in one script (HGETALL, then a lookup per job),
+/// which held Redis for 10–70 ms each sweep at 500 leads/s, and never trims the done set,
+/// which grew by one id per job for good.
+const VACUUM_SCRIPT: &str = r#"
+local ids = redis.call("spop", KEYS[1], ARGV[1])
+for _, id in ipairs(ids) do
+    redis.call("hdel", KEYS[2], id)
+    redis.call("hdel", KEYS[3] .. ":result", id)
+    redis.call("del", KEYS[3] .. ":" .. id)
+end
+return #ids
+"#;
+/// Finished jobs removed per vacuum script call.
+const VACUUM_CHUNK: usize = 500;
+
 /// Promotes every due scheduled job of the queue under `prefix`, a chunk at a time;
 /// returns how many it moved.
 pub async fn promote_due(conn: &mut ConnectionManager, prefix: &str) -> Result<usize, Error> {
@@ -153,7 +167,11 @@ fn redis_config(prefix: &str, concurrency: u16) -> RedisQueueConfig {
         .batch_size(usize::from(concurrency).max(1))
         .heartbeat_interval(Duration::from_secs(2))
         .missed_heartbeats(3)
-        .persist_results(false)
+        // Each finished job is acknowledged: its id leaves the worker's in-flight set
+        // and enters the done set, where [`Queue::vacuum`] finds it. Without that, every
+        // job's data and metadata stayed in Redis for good, and a replacement worker
+        // re-enqueued all the jobs a killed one had ever run.
+        .persist_results(true)
         .emit_events(false)
 }
 
@@ -193,16 +211,28 @@ impl Queue {
         }
     }
 
-    /// Removes finished jobs' data from Redis (apalis keeps it otherwise); returns how
-    /// many it removed.
+    /// Removes finished jobs from Redis (apalis keeps their id, data and metadata
+    /// otherwise), a chunk per script call; returns how many it removed.
     pub async fn vacuum(&self) -> Result<usize, Error> {
-        match self {
-            Queue::Local(_) => Ok(0),
-            Queue::Redis(storage) => (**storage)
-                .clone()
-                .vacuum()
-                .await
-                .map_err(|e| Error::Queue(e.to_string())),
+        let Queue::Redis(storage) = self else {
+            return Ok(0);
+        };
+        let mut storage = (**storage).clone();
+        let config = storage.get_config().clone();
+        let script = redis::Script::new(VACUUM_SCRIPT);
+        let mut removed = 0;
+        loop {
+            let n: usize = script
+                .key(config.done_jobs_set())
+                .key(config.job_data_hash())
+                .key(config.job_meta_hash())
+                .arg(VACUUM_CHUNK)
+                .invoke_async(storage.get_connection())
+                .await?;
+            removed += n;
+            if n < VACUUM_CHUNK {
+                return Ok(removed);
+            }
         }
     }
 

@@ -89,13 +89,13 @@ const PROMOTE_EVERY: Duration = Duration::from_millis(100);
 /// Jobs moved per promotion script call.
 const PROMOTE_CHUNK: usize = 1000;
 
-/// Moves up to ARGV[2] jobs due by ARGV[1] from the schedule (KEYS[1]) to the active list
+/// Moves up to ARGV[1] jobs due by ARGV[2] from the schedule (KEYS[1]) to the active list
 /// (KEYS[2]) and wakes the workers (KEYS[3]), as apalis's own fetch does, but in bounded
 /// chunks: apalis-redis 1.0 schedules every job (even one pushed for now) and its fetch
 /// moves *all* due jobs with one `unpack`, which Lua refuses beyond about 8,000 values; a
 /// burst that outran the workers' fetches then broke every fetch after it for good.
 const PROMOTE_SCRIPT: &str = r#"
-local ids = redis.call("zrangebyscore", KEYS[1], 0, ARGV[1], "LIMIT", 0, ARGV[2])
+local ids = redis.call("zrangebyscore", KEYS[1], 0, ARGV[2], "LIMIT", 0, ARGV[1])
 if #ids > 0 then
     redis.call("rpush", KEYS[2], unpack(ids))
     redis.call("zrem", KEYS[1], unpack(ids))
@@ -126,21 +126,37 @@ const VACUUM_CHUNK: usize = 500;
 /// returns how many it moved.
 pub async fn promote_due(conn: &mut ConnectionManager, prefix: &str) -> Result<usize, Error> {
     let config = redis_config(prefix, 1);
-    let script = redis::Script::new(PROMOTE_SCRIPT);
-    let mut moved = 0;
+    let keys = [
+        config.scheduled_jobs_set(),
+        config.active_jobs_list(),
+        config.signal_list(),
+    ];
+    in_chunks(conn, PROMOTE_SCRIPT, &keys, PROMOTE_CHUNK).await
+}
+
+/// Runs `script` on `keys` with ARGV[1] = `chunk` (the most one call handles) and
+/// ARGV[2] = now in seconds, until a call handles fewer; returns how many in all.
+async fn in_chunks(
+    conn: &mut ConnectionManager,
+    script: &str,
+    keys: &[String],
+    chunk: usize,
+) -> Result<usize, Error> {
+    let script = redis::Script::new(script);
+    let mut handled = 0;
     loop {
-        let now = chrono::Utc::now().timestamp();
-        let n: usize = script
-            .key(config.scheduled_jobs_set())
-            .key(config.active_jobs_list())
-            .key(config.signal_list())
-            .arg(now)
-            .arg(PROMOTE_CHUNK)
+        let mut call = script.prepare_invoke();
+        for key in keys {
+            call.key(key);
+        }
+        let n: usize = call
+            .arg(chunk)
+            .arg(chrono::Utc::now().timestamp())
             .invoke_async(conn)
             .await?;
-        moved += n;
-        if n < PROMOTE_CHUNK {
-            return Ok(moved);
+        handled += n;
+        if n < chunk {
+            return Ok(handled);
         }
     }
 }
@@ -218,22 +234,13 @@ impl Queue {
             return Ok(0);
         };
         let mut storage = (**storage).clone();
-        let config = storage.get_config().clone();
-        let script = redis::Script::new(VACUUM_SCRIPT);
-        let mut removed = 0;
-        loop {
-            let n: usize = script
-                .key(config.done_jobs_set())
-                .key(config.job_data_hash())
-                .key(config.job_meta_hash())
-                .arg(VACUUM_CHUNK)
-                .invoke_async(storage.get_connection())
-                .await?;
-            removed += n;
-            if n < VACUUM_CHUNK {
-                return Ok(removed);
-            }
-        }
+        let config = storage.get_config();
+        let keys = [
+            config.done_jobs_set(),
+            config.job_data_hash(),
+            config.job_meta_hash(),
+        ];
+        in_chunks(storage.get_connection(), VACUUM_SCRIPT, &keys, VACUUM_CHUNK).await
     }
 
     /// Pushes one job per delivery id.

@@ -515,7 +515,7 @@ impl Engine {
         }
     }
 
-    /// Records the attempt and the row's next state in one transaction, publishes it, and
+    /// Records the attempt and the row's next state together ([`Engine::record`]), publishes it, and
     /// hands the freed slot to the integration's next waiting row (returned, claimed for
     /// this process). None when the lease was lost meanwhile (another worker owns the row now).
     /// After [`Verdict::Continue`] the row stays in flight under a fresh lease and keeps
@@ -668,14 +668,12 @@ impl Engine {
         if backend == DatabaseBackend::Postgres {
             let settled = Alias::new("settled");
             settle.returning_col(delivery::Column::Id);
-            insert
-                .select_from(
-                    Query::select()
-                        .exprs(values)
-                        .from(settled.clone())
-                        .to_owned(),
-                )
-                .map_err(|e| Error::Db(sea_orm::DbErr::Custom(e.to_string())))?;
+            insert.select_from(
+                Query::select()
+                    .exprs(values)
+                    .from(settled.clone())
+                    .to_owned(),
+            )?;
             let statement = WithClause::new()
                 .cte(
                     CommonTableExpression::new()
@@ -697,9 +695,7 @@ impl Engine {
         {
             return Ok(false);
         }
-        insert
-            .values(values)
-            .map_err(|e| Error::Db(sea_orm::DbErr::Custom(e.to_string())))?;
+        insert.values(values)?;
         txn.execute_raw(backend.build(&insert)).await?;
         txn.commit().await?;
         Ok(true)

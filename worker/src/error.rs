@@ -5,6 +5,8 @@
 pub enum Error {
     #[error("database: {0}")]
     Db(#[from] sea_orm::DbErr),
+    #[error("building a statement: {0}")]
+    Statement(#[from] sea_orm::sea_query::error::Error),
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("queue: {0}")]

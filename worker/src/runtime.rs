@@ -8,13 +8,13 @@ use std::{num::NonZeroUsize, thread};
 /// cores (a third of a 2-core machine's time went to the kernel's scheduler), and one
 /// thread each carried a third more leads, at a third of the latency.
 pub fn default_threads() -> usize {
-    thread::available_parallelism().map_or(1, NonZeroUsize::get) / 2
+    (thread::available_parallelism().map_or(1, NonZeroUsize::get) / 2).max(1)
 }
 
-/// A multi-threaded tokio runtime with `threads` worker threads, or
-/// [`default_threads`] (at least one) when None.
+/// A multi-threaded tokio runtime with `threads` worker threads (at least one, as the
+/// settings check), or [`default_threads`] when None.
 pub fn build(threads: Option<u16>) -> std::io::Result<tokio::runtime::Runtime> {
-    let threads = threads.map_or_else(default_threads, usize::from).max(1);
+    let threads = threads.map_or_else(default_threads, usize::from);
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()
@@ -27,7 +27,7 @@ mod tests {
 
     #[test]
     fn the_runtime_has_the_threads_it_was_given() {
-        for (asked, has) in [(Some(3), 3), (Some(1), 1), (None, default_threads().max(1))] {
+        for (asked, has) in [(Some(3), 3), (Some(1), 1), (None, default_threads())] {
             let runtime = build(asked).unwrap();
             assert_eq!(runtime.metrics().num_workers(), has, "asked for {asked:?}");
         }

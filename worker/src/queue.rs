@@ -384,39 +384,49 @@ mod tests {
         fn woken(&self) -> usize {
             self.wakes.0.load(Ordering::SeqCst)
         }
-    }
 
-    /// Lets the runtime's (paused) clock run `ms`, firing the timers due meanwhile.
-    async fn advance(ms: u64) {
-        tokio::time::advance(Duration::from_millis(ms)).await;
-        tokio::task::yield_now().await;
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_tick_that_fired_arms_the_next_wake_up() {
-        let mut driven = Driven::new();
-        assert!(driven.poll().is_pending());
-        advance(5).await;
-        assert_eq!(driven.woken(), 1, "the first tick woke the worker");
-
-        // The worker polls once after the wake-up, and sees the tick; nothing polls it
-        // again until the next wake-up, which must come by itself.
-        assert!(driven.poll().is_ready());
-        for n in 2..=4 {
-            advance(5).await;
-            assert_eq!(driven.woken(), n, "tick {n} woke the worker");
-            assert!(driven.poll().is_ready());
+        /// Waits (deadline 2 s) until the tick has woken the worker `n` times in all.
+        async fn woken_by(&self, n: usize) {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            while self.woken() < n {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no wake-up {n} within 2 s of a 5 ms tick (woken {})",
+                    self.woken()
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
         }
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
+    async fn a_tick_that_fired_arms_the_next_wake_up() {
+        let mut driven = Driven::new();
+        assert!(driven.poll().is_pending());
+        // The worker polls once after each wake-up, and sees the tick; nothing polls it
+        // again until the next wake-up, which must come by itself.
+        for n in 1..=4 {
+            driven.woken_by(n).await;
+            assert!(
+                driven.poll().is_ready(),
+                "tick {n} is ready after its wake-up"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn ticks_missed_while_busy_wake_once_then_keep_the_period() {
         let mut driven = Driven::new();
         assert!(driven.poll().is_pending());
-        advance(50).await;
-        assert!(driven.poll().is_ready());
+        // Busy with a fetch for ten periods: nothing polls the tick meanwhile.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(driven.poll().is_ready(), "the missed ticks count once");
+        assert!(
+            driven.poll().is_pending(),
+            "no burst of catch-up ticks: the next one is a period away"
+        );
         let woken = driven.woken();
-        advance(5).await;
-        assert_eq!(driven.woken(), woken + 1);
+        driven.woken_by(woken + 1).await;
+        assert!(driven.poll().is_ready());
     }
 }

@@ -32,6 +32,20 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    /// The list the lead came in on (the worker reads both in one query).
+    #[sea_orm(
+        belongs_to = "super::list::Entity",
+        from = "Column::ListId",
+        to = "super::list::Column::Id"
+    )]
+    List,
+}
+
+impl Related<super::list::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::List.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

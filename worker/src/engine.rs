@@ -24,9 +24,10 @@ use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait,
-    Iterable, PaginatorTrait, QueryFilter, QueryOrder, QueryTrait, Statement, TransactionTrait,
+    FromQueryResult, IdenStatic, Iterable, PaginatorTrait, QueryFilter, QueryOrder, QueryTrait,
+    SelectA, SelectB, TransactionTrait,
     sea_query::{
-        Alias, CommonTableExpression, Expr, ExprTrait, Query, UpdateStatement, WithClause,
+        Alias, CommonTableExpression, Expr, ExprTrait, Func, Query, UpdateStatement, WithClause,
     },
 };
 use serde_json::{Value, json};
@@ -380,29 +381,31 @@ impl Engine {
     ) -> Result<Option<Won>, Error> {
         let lease_until = now + chrono(self.settings.lease);
         if self.db.get_database_backend() == DatabaseBackend::Postgres {
-            let call = Statement::from_sql_and_values(
-                DatabaseBackend::Postgres,
-                "SELECT * FROM leadrelay_take($1, $2, $3, $4, $5, $6)",
-                [
-                    integration_id.into(),
-                    row.map(|r| r.id.clone()).into(),
-                    row.map(|r| sea_orm::ActiveEnum::to_value(&r.status)).into(),
-                    row.map(|r| r.updated_at).into(),
-                    now.into(),
-                    lease_until.into(),
-                ],
-            );
-            let Some(row) = delivery::Entity::find()
-                .from_raw_sql(call)
-                .one(&self.db)
+            // The taken row with its integration as it is now, in one round trip.
+            let take = Func::cust("leadrelay_take").args([
+                Expr::val(integration_id),
+                Expr::val(row.map(|r| r.id.clone())),
+                Expr::val(row.map(|r| sea_orm::ActiveEnum::to_value(&r.status))),
+                Expr::val(row.map(|r| r.updated_at)),
+                Expr::val(now),
+                Expr::val(lease_until),
+            ]);
+            let mut select = delivery::Entity::find()
+                .find_also_related(integration::Entity)
+                .into_query();
+            select.from_clear().from_function(take, delivery::Entity);
+            let Some(taken) = self
+                .db
+                .query_one_raw(DatabaseBackend::Postgres.build(&select))
                 .await?
             else {
                 return Ok(None);
             };
-            let integration = integration::Entity::find_by_id(integration_id)
-                .one(&self.db)
-                .await?;
-            return Ok(integration.map(|integration| Box::new((row, integration))));
+            let row = delivery::Model::from_query_result(&taken, SelectA.as_str())?;
+            return Ok(
+                integration::Model::from_query_result_optional(&taken, SelectB.as_str())?
+                    .map(|integration| Box::new((row, integration))),
+            );
         }
         let txn = self.db.begin().await?;
         let Some(integration) = integration::Entity::find_by_id(integration_id)
@@ -460,14 +463,12 @@ impl Engine {
                 d.id
             )))
         };
-        let lead = lead::Entity::find_by_id(&d.lead_id)
+        let (lead, list) = lead::Entity::find_by_id(&d.lead_id)
+            .find_also_related(list::Entity)
             .one(&self.db)
             .await?
             .ok_or_else(|| missing("lead"))?;
-        let list = list::Entity::find_by_id(&d.list_id)
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| missing("list"))?;
+        let list = list.ok_or_else(|| missing("list"))?;
         let headers = integration_header::Entity::find()
             .filter(integration_header::Column::IntegrationId.eq(&d.integration_id))
             .order_by_asc(integration_header::Column::Position)

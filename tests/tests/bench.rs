@@ -115,6 +115,21 @@ fn noisy_neighbour_compares_b_alone_and_beside_a() {
 }
 
 #[test]
+fn noisy_neighbour_control_runs_beside_a_healthy_a() {
+    let report = bench(&[
+        "noisy-neighbour",
+        "--neighbour",
+        "ok",
+        "--rate",
+        "50",
+        "--duration",
+        "2",
+    ]);
+    assert_delivered_all(&report, 100.0);
+    assert!(number(&report, "b_p99_with_a_ms") > 0.0);
+}
+
+#[test]
 fn backlog_drains_the_ledger_without_redis_jobs() {
     let report = bench(&["backlog", "--leads", "500"]);
     assert_eq!(number(&report, "delivered"), 500.0, "{report}");

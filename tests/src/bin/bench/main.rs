@@ -12,7 +12,7 @@ mod report;
 mod scenarios;
 mod stack;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::{path::PathBuf, process::ExitCode};
 
 #[derive(Parser, Debug)]
@@ -22,6 +22,15 @@ struct Cli {
     scenario: Scenario,
     #[command(flatten)]
     options: Options,
+}
+
+/// How the noisy neighbour's receiver answers.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Neighbour {
+    /// Never: each delivery ends at A's timeout.
+    Hang,
+    /// At once, as B's does.
+    Ok,
 }
 
 /// What to measure.
@@ -121,6 +130,10 @@ pub struct Options {
     /// Noisy-neighbour: timeout of tenant A's hanging integration, in ms.
     #[arg(long, global = true, default_value_t = 10_000)]
     pub hang_timeout_ms: u32,
+    /// Noisy-neighbour: how tenant A's receiver answers. `hang` (until A's timeout) is the
+    /// scenario; `ok` is its control, the same traffic with A's leads delivered.
+    #[arg(long, global = true, value_enum, default_value_t = Neighbour::Hang)]
+    pub neighbour: Neighbour,
     /// Chaos: seconds between worker kills.
     #[arg(long, global = true, default_value_t = 5)]
     pub kill_every: u64,

@@ -3,7 +3,7 @@
 //! spread, relative to the floor.
 
 use crate::{
-    Options, Scenario, floor,
+    Neighbour, Options, Scenario, floor,
     load::{self, Pace},
     receiver::Receiver,
     report::{self, Figures, Report},
@@ -218,8 +218,9 @@ async fn steady(
     .await
 }
 
-/// Tenant B alone, then B beside tenant A whose receiver hangs until the timeout; both
-/// post at `pace`. The figures are B's beside A, plus B's p99 alone and the increase.
+/// Tenant B alone, then B beside tenant A whose receiver hangs until the timeout (or,
+/// with `--neighbour ok`, answers at once); both post at `pace`. The figures are B's
+/// beside A, plus B's p99 alone and the increase.
 async fn noisy_neighbour(bins: &Binaries, options: &Options, pace: Pace) -> Result<Figures> {
     let b_paths = paths(&["/ok/b"]);
     let alone = steady(bins, options, &b_paths, pace).await?;
@@ -231,7 +232,10 @@ async fn noisy_neighbour(bins: &Binaries, options: &Options, pace: Pace) -> Resu
         let (_, a_list, _) = tenant_with(
             stack,
             receiver,
-            &paths(&["/hang/a"]),
+            &paths(&[match options.neighbour {
+                Neighbour::Hang => "/hang/a",
+                Neighbour::Ok => "/ok/a",
+            }]),
             options,
             options.hang_timeout_ms,
         )

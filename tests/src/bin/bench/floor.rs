@@ -120,27 +120,30 @@ async fn intake(pool: &PgPool, f: &Fixture, i: u64) -> Result<(String, String)> 
     Ok((lead, delivery))
 }
 
-/// The engine's `take_slot` on PostgreSQL: one call of `leadrelay_take`; true when it
-/// took a row.
+/// The engine's `take_slot` on PostgreSQL: one call of `leadrelay_take`, joined to the
+/// integration it returns with the row; true when it took a row.
 async fn take(
     ledger: &PgPool,
     f: &Fixture,
     row: Option<(&str, DateTime<Utc>)>,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    let taken = query("SELECT * FROM leadrelay_take($1, $2, $3, $4, $5, $6)")
-        .bind(&f.integration)
-        .bind(row.map(|(id, _)| id))
-        .bind(row.map(|_| "PENDING"))
-        .bind(row.map(|(_, updated_at)| updated_at))
-        .bind(now)
-        .bind(now + chrono::Duration::seconds(30))
-        .fetch_optional(ledger)
-        .await?;
+    let taken = query(
+        "SELECT * FROM leadrelay_take($1, $2, $3, $4, $5, $6) AS d \
+         LEFT JOIN integrations AS i ON d.integration_id = i.id",
+    )
+    .bind(&f.integration)
+    .bind(row.map(|(id, _)| id))
+    .bind(row.map(|_| "PENDING"))
+    .bind(row.map(|(_, updated_at)| updated_at))
+    .bind(now)
+    .bind(now + chrono::Duration::seconds(30))
+    .fetch_optional(ledger)
+    .await?;
     Ok(taken.is_some())
 }
 
-/// Claim: read the row, take a slot for it, read the integration.
+/// Claim: read the row, take a slot for it (with its integration).
 async fn claim(ledger: &PgPool, f: &Fixture, delivery: &str) -> Result<DateTime<Utc>> {
     let now = now();
     let row = query("SELECT * FROM deliveries WHERE id = $1")
@@ -152,21 +155,13 @@ async fn claim(ledger: &PgPool, f: &Fixture, delivery: &str) -> Result<DateTime<
         take(ledger, f, Some((delivery, updated_at)), now).await?,
         "the floor lost a claim"
     );
-    query("SELECT * FROM integrations WHERE id = $1")
-        .bind(&f.integration)
-        .fetch_one(ledger)
-        .await?;
     Ok(now)
 }
 
-/// Load: the lead, the list and the integration's headers, outside a transaction.
+/// Load: the lead with its list, and the integration's headers, outside a transaction.
 async fn load(pool: &PgPool, f: &Fixture, lead: &str) -> Result<()> {
-    query("SELECT * FROM leads WHERE id = $1")
+    query("SELECT * FROM leads AS l LEFT JOIN lists AS s ON l.list_id = s.id WHERE l.id = $1")
         .bind(lead)
-        .fetch_one(pool)
-        .await?;
-    query("SELECT * FROM lists WHERE id = $1")
-        .bind(&f.list)
         .fetch_one(pool)
         .await?;
     query("SELECT * FROM integration_headers WHERE integration_id = $1 ORDER BY position")

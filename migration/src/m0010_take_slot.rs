@@ -19,7 +19,7 @@ pub struct Migration;
 /// rows under a live lease, is paused (and the row is no test) or is gone, or the row
 /// changed since it was read. Each statement of a PL/pgSQL function sees a fresh
 /// snapshot, so the count after the lock sees every claim committed before it.
-pub(crate) const CREATE: &str = r"
+const CREATE: &str = r"
 CREATE FUNCTION leadrelay_take(
     p_integration text, p_delivery text, p_status text, p_updated_at timestamptz,
     p_now timestamptz, p_lease_until timestamptz)
@@ -51,9 +51,13 @@ BEGIN
         IF NOT v_active THEN
             RETURN;
         END IF;
-        SELECT id INTO v_id FROM deliveries WHERE integration_id = p_integration
-            AND status IN ('PENDING', 'RETRY_SCHEDULED') AND next_attempt_at <= p_now
-            ORDER BY next_attempt_at LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;
+        -- Planned for its values on each call: kept generic (made while `deliveries`
+        -- was nearly empty), the plan read and sorted every waiting row of the
+        -- integration instead of taking the first of `ix_deliveries_waiting`.
+        EXECUTE 'SELECT id FROM deliveries WHERE integration_id = $1
+                AND status IN (''PENDING'', ''RETRY_SCHEDULED'') AND next_attempt_at <= $2
+                ORDER BY next_attempt_at LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED'
+            INTO v_id USING p_integration, p_now;
     END IF;
     RETURN QUERY UPDATE deliveries SET status = 'IN_FLIGHT', lease_until = p_lease_until,
             next_attempt_at = NULL, updated_at = p_now

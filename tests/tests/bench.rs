@@ -112,6 +112,7 @@ fn noisy_neighbour_compares_b_alone_and_beside_a() {
     assert!(number(&report, "b_p99_alone_ms") > 0.0);
     assert!(number(&report, "b_p99_with_a_ms") > 0.0);
     number(&report, "p99_increase_pct");
+    assert_eq!(number(&report, "a_answered"), 0.0, "A's receiver hangs");
 }
 
 #[test]
@@ -127,6 +128,7 @@ fn noisy_neighbour_control_runs_beside_a_healthy_a() {
     ]);
     assert_delivered_all(&report, 100.0);
     assert!(number(&report, "b_p99_with_a_ms") > 0.0);
+    assert_eq!(number(&report, "a_answered"), 100.0, "{report}");
 }
 
 #[test]

@@ -19,6 +19,8 @@ use tokio::{net::TcpListener, task::JoinHandle};
 struct PathLog {
     first: HashMap<String, Instant>,
     duplicates: u64,
+    /// Requests answered (any status): a hanging path answers none.
+    answered: u64,
 }
 
 type Log = Arc<Mutex<HashMap<String, PathLog>>>;
@@ -53,7 +55,7 @@ async fn receive(State(log): State<Log>, uri: Uri, body: Bytes) -> StatusCode {
         }
     }
     let mut parts = path.trim_start_matches('/').split('/');
-    match parts.next() {
+    let status = match parts.next() {
         Some("ok") => StatusCode::OK,
         Some("slow") => {
             let ms = parts.next().and_then(|ms| ms.parse().ok()).unwrap_or(0);
@@ -66,7 +68,9 @@ async fn receive(State(log): State<Log>, uri: Uri, body: Bytes) -> StatusCode {
             StatusCode::OK
         }
         _ => StatusCode::NOT_FOUND,
-    }
+    };
+    lock(&log).entry(path.to_owned()).or_default().answered += 1;
+    status
 }
 
 fn lock(log: &Log) -> MutexGuard<'_, HashMap<String, PathLog>> {
@@ -107,6 +111,11 @@ impl Receiver {
         lock(&self.log).get(path).map_or(0, |p| p.duplicates)
     }
 
+    /// Requests answered on `path`.
+    pub fn answered(&self, path: &str) -> u64 {
+        lock(&self.log).get(path).map_or(0, |p| p.answered)
+    }
+
     /// Distinct leads that arrived on all of `paths` together.
     fn count(&self, paths: &[String]) -> u64 {
         let log = lock(&self.log);
@@ -125,9 +134,21 @@ impl Receiver {
         timeout: Duration,
         bar: &ProgressBar,
     ) {
+        self.wait_for(|r| r.count(paths), expected, timeout, bar)
+            .await;
+    }
+
+    /// Polls until `count` reaches `expected` or `timeout` passes.
+    pub async fn wait_for(
+        &self,
+        count: impl Fn(&Self) -> u64,
+        expected: u64,
+        timeout: Duration,
+        bar: &ProgressBar,
+    ) {
         let deadline = Instant::now() + timeout;
         loop {
-            let got = self.count(paths);
+            let got = count(self);
             bar.set_position(got);
             if got >= expected || Instant::now() >= deadline {
                 bar.finish_and_clear();

@@ -229,13 +229,14 @@ async fn noisy_neighbour(bins: &Binaries, options: &Options, pace: Pace) -> Resu
         chaos: false,
     };
     let mut beside = on_stack(bins, options, setup, async |stack, receiver| {
+        let a_path = match options.neighbour {
+            Neighbour::Hang => "/hang/a",
+            Neighbour::Ok => "/ok/a",
+        };
         let (_, a_list, _) = tenant_with(
             stack,
             receiver,
-            &paths(&[match options.neighbour {
-                Neighbour::Hang => "/hang/a",
-                Neighbour::Ok => "/ok/a",
-            }]),
+            &paths(&[a_path]),
             options,
             options.hang_timeout_ms,
         )
@@ -244,10 +245,19 @@ async fn noisy_neighbour(bins: &Binaries, options: &Options, pace: Pace) -> Resu
         let http = load::client(options.concurrency)?;
         let posting = report::bar(pace.leads(), "B posted");
         let (a_tag, a_bar) = (tag(), ProgressBar::hidden());
-        let (b, _) = tokio::join!(
+        let (mut b, a) = tokio::join!(
             deliver(&http, receiver, &b_list, &b_paths, pace, options, posting),
             load::run(&http, &a_list.inbound_url, &a_tag, pace, &a_bar),
         );
+        // The control's A is answered in full; a hanging A never is.
+        if options.neighbour == Neighbour::Ok {
+            let accepted = a.iter().filter(|s| s.lead_id.is_ok()).count() as u64;
+            let timeout = Duration::from_secs(options.drain_timeout);
+            receiver
+                .wait_for(|r| r.answered(a_path), accepted, timeout, &a_bar)
+                .await;
+        }
+        b.insert("a_answered", receiver.answered(a_path) as f64);
         Ok(b)
     })
     .await?;

@@ -3,7 +3,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
-use leadrelay_worker::{DeliverySettings, config::parse_cidr};
+use leadrelay_worker::{DeliverySettings, config::parse_cidr, runtime::RuntimeSettings};
 use std::{
     fmt,
     net::{IpAddr, SocketAddr},
@@ -62,9 +62,8 @@ pub struct Config {
     /// PostgreSQL pool size of this process.
     #[arg(long, env = "LEADRELAY_DB_POOL", default_value_t = 16, global = true)]
     pub db_pool: u32,
-    /// Runtime threads of this process (default: half the machine's cores, at least one).
-    #[arg(long, env = "LEADRELAY_THREADS", value_parser = clap::value_parser!(u16).range(1..), global = true)]
-    pub threads: Option<u16>,
+    #[command(flatten)]
+    pub runtime: RuntimeSettings,
     #[command(flatten)]
     pub delivery: DeliverySettings,
     #[command(flatten)]
@@ -297,8 +296,8 @@ mod tests {
 
     #[test]
     fn runtime_threads_are_at_least_one() {
-        assert_eq!(parse(&["--threads", "3"]).threads, Some(3));
-        assert_eq!(parse(&[]).threads, None);
+        assert_eq!(parse(&["--threads", "3"]).runtime.threads, Some(3));
+        assert_eq!(parse(&[]).runtime.threads, None);
         let e = Config::try_parse_from(["leadrelay-api", "--threads", "0"]).unwrap_err();
         assert!(e.to_string().contains("--threads"), "{e}");
     }

@@ -17,7 +17,7 @@ fn main() -> anyhow::Result<()> {
         eprintln!("leadrelay-api: {e}");
         std::process::exit(2);
     }
-    leadrelay_worker::runtime::build(config.threads)?.block_on(run(config))
+    leadrelay_worker::runtime::build(&config.runtime)?.block_on(run(config))
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

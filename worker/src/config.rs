@@ -1,7 +1,10 @@
 //! Settings of the delivery engine, shared by `leadrelay-worker` and the api's embedded
 //! worker (flattened into both command lines, each also a `LEADRELAY_*` variable).
 
-use crate::{outbound::ExtraCa, resolver::DnsOverride, secrets::SecretKey, targets::TargetPolicy};
+use crate::{
+    outbound::ExtraCa, resolver::DnsOverride, runtime::RuntimeSettings, secrets::SecretKey,
+    targets::TargetPolicy,
+};
 use ipnet::IpNet;
 use std::{
     net::{IpAddr, SocketAddr},
@@ -72,9 +75,8 @@ pub struct WorkerConfig {
     /// record its attempt, never during the HTTP call).
     #[arg(long, env = "LEADRELAY_DB_POOL", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub db_pool: u32,
-    /// Runtime threads of this process (default: half the machine's cores, at least one).
-    #[arg(long, env = "LEADRELAY_THREADS", value_parser = clap::value_parser!(u16).range(1..))]
-    pub threads: Option<u16>,
+    #[command(flatten)]
+    pub runtime: RuntimeSettings,
     /// Address of the worker's /healthz and /metrics.
     #[arg(long, env = "LEADRELAY_BIND", default_value = "127.0.0.1:8081")]
     pub bind: SocketAddr,

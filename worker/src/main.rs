@@ -13,7 +13,7 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let config = WorkerConfig::parse();
-    leadrelay_worker::runtime::build(config.threads)?.block_on(async move {
+    leadrelay_worker::runtime::build(&config.runtime)?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(config.bind).await?;
         leadrelay_worker::run(config, listener, shutdown_signal()).await
     })

@@ -14,6 +14,7 @@ mod m0008_integration_filter_mapping;
 mod m0009_presets;
 mod m0010_take_slot;
 mod m0011_stable_plans;
+mod m0012_swap_slot;
 
 /// The ordered set of LeadRelay migrations.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_presets::Migration),
             Box::new(m0010_take_slot::Migration),
             Box::new(m0011_stable_plans::Migration),
+            Box::new(m0012_swap_slot::Migration),
         ]
     }
 }

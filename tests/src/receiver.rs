@@ -181,6 +181,13 @@ impl Receiver {
         self.state.lock().expect("receiver state").max_active
     }
 
+    /// Starts counting [`Receiver::max_concurrent`] again from the requests being
+    /// answered now.
+    pub fn restart_max_concurrent(&self) {
+        let mut script = self.state.lock().expect("receiver state");
+        script.max_active = script.active;
+    }
+
     /// Answers only after `delay` (a slow or hanging receiver).
     pub fn delay_by(&self, delay: Duration) {
         self.state.lock().expect("receiver state").delay = delay;

@@ -385,6 +385,48 @@ async fn one_slow_integration_never_has_more_than_max_in_flight_requests() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lowered_max_in_flight_applies_to_the_leads_already_waiting() {
+    let app = app_with_ladder("0s").await;
+    let receiver = Receiver::start().await;
+    receiver.delay_by(Duration::from_millis(500));
+    let owner = app.signup().await;
+    let list = app.create_list(&owner, "Lowered").await;
+    let integration = app
+        .create_integration_with(
+            &owner,
+            json!({ "listId": list.id, "url": receiver.url("/l"), "maxInFlight": 4 }),
+        )
+        .await;
+    let posts = (0..12).map(|i| {
+        let (app, url) = (&app, list.inbound_url.clone());
+        async move {
+            app.post_lead(&url, &json!({ "email": format!("l{i}@example.com") }))
+                .await
+        }
+    });
+    for (status, _) in futures::future::join_all(posts).await {
+        assert_eq!(status, 202);
+    }
+    receiver.wait_for(4, Duration::from_secs(30)).await;
+    app.gql_ok(
+        &owner.token,
+        "mutation($id: ID!) { updateIntegration(id: $id, input: { maxInFlight: 1 }) { id } }",
+        json!({ "id": integration }),
+    )
+    .await;
+    // The four in flight finish; each hands its slot on only while the others hold
+    // fewer than the new cap, so the fifth request starts alone.
+    receiver.wait_for(5, Duration::from_secs(30)).await;
+    receiver.restart_max_concurrent();
+    receiver.wait_for(12, Duration::from_secs(30)).await;
+    assert_eq!(
+        receiver.max_concurrent(),
+        1,
+        "requests at once after maxInFlight went from 4 to 1"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_is_tracked_and_auto_pause_stops_a_failing_integration() {
     let app = app_with_ladder("0s").await;
     let receiver = Receiver::start().await;

@@ -20,21 +20,23 @@ use leadrelay_entity::{
     AttemptErrorKind, DeliveryStatus, Endpoint, delivery, delivery_attempt, integration,
     integration_header, lead, list,
 };
+use moka::future::Cache;
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait,
-    FromQueryResult, IdenStatic, Iterable, PaginatorTrait, QueryFilter, QueryOrder, QueryTrait,
-    SelectA, SelectB, TransactionTrait,
+    FromQueryResult, IdenStatic, Iterable, PaginatorTrait, QueryFilter, QueryOrder, QueryResult,
+    QueryTrait, SelectA, SelectB, TransactionTrait,
     sea_query::{
-        Alias, CommonTableExpression, Expr, ExprTrait, Func, Query, UpdateStatement, WithClause,
+        Alias, Asterisk, CommonTableExpression, Expr, ExprTrait, Func, JoinType, Query,
+        SelectStatement, UpdateStatement, WithClause,
     },
 };
 use serde_json::{Value, json};
 use std::{
     collections::HashMap,
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -61,7 +63,18 @@ pub struct Engine {
     in_flight: Mutex<HashMap<String, String>>,
     /// Set when the process stops: settling rows no longer take on waiting ones.
     stopping: AtomicBool,
+    /// Each integration's opened headers, with the integration's `updated_at` they were
+    /// read under. The api replaces headers only in the transaction that stamps the
+    /// integration, so an entry is current while its stamp matches the integration the
+    /// claim just read.
+    headers: Cache<String, (DateTime<Utc>, Headers)>,
 }
+
+/// An integration's headers in order: names and opened values.
+type Headers = Arc<Vec<(String, String)>>;
+
+/// How many integrations' headers a process keeps opened.
+const HEADER_CACHE: u64 = 10_000;
 
 /// A row this process has claimed; it leaves the in-flight set when dropped.
 struct Claimed<'a> {
@@ -105,6 +118,33 @@ enum Claim {
     NotDue(Duration),
     /// Nothing to do: delivered, taken by another worker, or its integration is paused.
     Nothing,
+}
+
+/// What recording an attempt found.
+enum Recorded {
+    /// The row was no longer under this process's lease: another worker owns it now.
+    LeaseLost,
+    /// Recorded; with the row its freed slot went to, when the settle's statement took one.
+    Settled(Option<Won>),
+}
+
+/// A SELECT of the delivery rows that `from` puts in its FROM clause (named
+/// `deliveries`), each with its integration as it is now; [`won`] reads a row of it.
+fn with_integration(from: impl FnOnce(&mut SelectStatement)) -> SelectStatement {
+    let mut select = delivery::Entity::find()
+        .find_also_related(integration::Entity)
+        .into_query();
+    select.from_clear();
+    from(&mut select);
+    select
+}
+
+/// A row of [`with_integration`]'s SELECT: none when it holds no delivery (an outer
+/// join found nothing) or the integration is gone.
+fn won(row: &QueryResult) -> Result<Option<Won>, Error> {
+    let delivery = delivery::Model::from_query_result_optional(row, SelectA.as_str())?;
+    let integration = integration::Model::from_query_result_optional(row, SelectB.as_str())?;
+    Ok(delivery.zip(integration).map(Box::new))
 }
 
 fn record_metrics(
@@ -178,6 +218,7 @@ impl Engine {
             secret_key,
             in_flight: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
+            headers: Cache::new(HEADER_CACHE),
         })
     }
 
@@ -238,7 +279,7 @@ impl Engine {
         mut delivery: delivery::Model,
         integration: integration::Model,
     ) -> Result<Option<Won>, Error> {
-        let (lead, list, headers) = self.load(&delivery).await?;
+        let (lead, list, headers) = self.load(&delivery, &integration).await?;
         loop {
             self.publish(&delivery, delivery.attempt_count + 1).await;
             let request = request::prepare(
@@ -390,22 +431,17 @@ impl Engine {
                 Expr::val(now),
                 Expr::val(lease_until),
             ]);
-            let mut select = delivery::Entity::find()
-                .find_also_related(integration::Entity)
-                .into_query();
-            select.from_clear().from_function(take, delivery::Entity);
-            let Some(taken) = self
+            let select = with_integration(|select| {
+                select.from_function(take, delivery::Entity);
+            });
+            return match self
                 .db
                 .query_one_raw(DatabaseBackend::Postgres.build(&select))
                 .await?
-            else {
-                return Ok(None);
+            {
+                Some(taken) => won(&taken),
+                None => Ok(None),
             };
-            let row = delivery::Model::from_query_result(&taken, SelectA.as_str())?;
-            return Ok(
-                integration::Model::from_query_result_optional(&taken, SelectB.as_str())?
-                    .map(|integration| Box::new((row, integration))),
-            );
         }
         let txn = self.db.begin().await?;
         let Some(integration) = integration::Entity::find_by_id(integration_id)
@@ -453,10 +489,12 @@ impl Engine {
             .map(|row| Box::new((row, integration))))
     }
 
+    /// The delivery's lead with its list, and its integration's headers.
     async fn load(
         &self,
         d: &delivery::Model,
-    ) -> Result<(lead::Model, list::Model, Vec<(String, String)>), Error> {
+        integration: &integration::Model,
+    ) -> Result<(lead::Model, list::Model, Headers), Error> {
         let missing = |what: &str| {
             Error::Db(sea_orm::DbErr::RecordNotFound(format!(
                 "{what} of delivery {}",
@@ -469,15 +507,33 @@ impl Engine {
             .await?
             .ok_or_else(|| missing("lead"))?;
         let list = list.ok_or_else(|| missing("list"))?;
-        let headers = integration_header::Entity::find()
-            .filter(integration_header::Column::IntegrationId.eq(&d.integration_id))
-            .order_by_asc(integration_header::Column::Position)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|h| self.open_header(h))
-            .collect::<Result<_, _>>()?;
-        Ok((lead, list, headers))
+        Ok((lead, list, self.headers(integration).await?))
+    }
+
+    /// The integration's headers, read and opened once per version of the integration.
+    async fn headers(&self, integration: &integration::Model) -> Result<Headers, Error> {
+        if let Some((stamp, headers)) = self.headers.get(&integration.id).await
+            && stamp == integration.updated_at
+        {
+            return Ok(headers);
+        }
+        let headers: Headers = Arc::new(
+            integration_header::Entity::find()
+                .filter(integration_header::Column::IntegrationId.eq(&integration.id))
+                .order_by_asc(integration_header::Column::Position)
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .map(|h| self.open_header(h))
+                .collect::<Result<_, _>>()?,
+        );
+        self.headers
+            .insert(
+                integration.id.clone(),
+                (integration.updated_at, headers.clone()),
+            )
+            .await;
+        Ok(headers)
     }
 
     /// A header's name and its value, opened with the secret key.
@@ -518,7 +574,8 @@ impl Engine {
 
     /// Records the attempt and the row's next state together ([`Engine::record`]), publishes it, and
     /// hands the freed slot to the integration's next waiting row (returned, claimed for
-    /// this process). None when the lease was lost meanwhile (another worker owns the row now).
+    /// this process): in the settle's own statement when one is waiting, else by
+    /// [`Engine::hand_off`]. None when the lease was lost meanwhile (another worker owns the row now).
     /// After [`Verdict::Continue`] the row stays in flight under a fresh lease and keeps
     /// its slot.
     async fn settle_once(
@@ -618,10 +675,17 @@ impl Engine {
             error: Set(outcome.error.clone()),
             started_at: Set(now - chrono(outcome.duration)),
         };
-        if !self.record(settle, attempt).await? {
-            tracing::warn!(delivery_id = %d.id, "lease lost before the attempt was recorded; another worker owns the row");
-            return Ok(None);
-        }
+        // A freed slot goes to the next waiting row in the same statement, unless the row
+        // keeps it (Continue) or the process is stopping.
+        let swap_lease = (*verdict != Verdict::Continue && !self.stopping.load(Ordering::Relaxed))
+            .then(|| now + chrono(self.settings.lease));
+        let swapped = match self.record(settle, attempt, now, swap_lease).await? {
+            Recorded::Settled(swapped) => swapped,
+            Recorded::LeaseLost => {
+                tracing::warn!(delivery_id = %d.id, "lease lost before the attempt was recorded; another worker owns the row");
+                return Ok(None);
+            }
+        };
         if *verdict == Verdict::Continue {
             // Still in flight: no slot is freed and the integration's health waits for the
             // delivery's outcome.
@@ -643,6 +707,9 @@ impl Engine {
                 }
             }
         }
+        if swapped.is_some() {
+            return Ok(Some((settled, swapped)));
+        }
         let next = self.hand_off(integration, now).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, integration_id = %integration.id, "handing the slot on failed");
             None
@@ -651,15 +718,22 @@ impl Engine {
     }
 
     /// Applies `settle` (an UPDATE of one in-flight row, conditional on its lease) and
-    /// inserts `attempt` only if it did, atomically; false when the lease was lost. On
-    /// PostgreSQL that is one statement (`WITH settled AS (UPDATE … RETURNING id)
-    /// INSERT … SELECT … FROM settled`), one round trip instead of a transaction's four,
-    /// which also narrows the window in which a crash after the POST sends a lead twice.
+    /// inserts `attempt` only if it did, atomically. On PostgreSQL that is one statement,
+    /// one round trip instead of a transaction's four, which also narrows the window in
+    /// which a crash after the POST sends a lead twice: `WITH settled AS (UPDATE …
+    /// RETURNING …), recorded AS (INSERT … SELECT … FROM settled)`, whose result is one
+    /// row per settled row. With `swap_lease` it is also the hand-off: `leadrelay_swap`
+    /// (m0012) moves the integration's oldest due waiting row in flight under that lease
+    /// in the same transaction, returned with its integration. Should the answer be lost
+    /// after the commit, [`Engine::settle`]'s retry finds the lease lost and the swapped
+    /// row waits out its lease, as after a crash.
     async fn record(
         &self,
         mut settle: UpdateStatement,
         attempt: delivery_attempt::ActiveModel,
-    ) -> Result<bool, Error> {
+        now: DateTime<Utc>,
+        swap_lease: Option<DateTime<Utc>>,
+    ) -> Result<Recorded, Error> {
         let (columns, values): (Vec<_>, Vec<Expr>) = delivery_attempt::Column::iter()
             .filter_map(|column| Some((column, Expr::val(attempt.get(column).into_value()?))))
             .unzip();
@@ -668,13 +742,36 @@ impl Engine {
         let backend = self.db.get_database_backend();
         if backend == DatabaseBackend::Postgres {
             let settled = Alias::new("settled");
-            settle.returning_col(delivery::Column::Id);
+            settle.returning(
+                Query::returning().columns([delivery::Column::Id, delivery::Column::IntegrationId]),
+            );
             insert.select_from(
                 Query::select()
                     .exprs(values)
                     .from(settled.clone())
                     .to_owned(),
             )?;
+            // No lease: the function returns at once (the row keeps its slot).
+            let swap = Func::cust("leadrelay_swap").args([
+                Expr::col((settled.clone(), delivery::Column::Id)),
+                Expr::col((settled.clone(), delivery::Column::IntegrationId)),
+                Expr::val(now),
+                Expr::val(swap_lease),
+            ]);
+            let swapped = Alias::new("swapped");
+            let per_settled = Query::select()
+                .expr(Expr::col((swapped.clone(), Asterisk)))
+                .from(settled.clone())
+                .join_lateral(
+                    JoinType::LeftJoin,
+                    Query::select()
+                        .column(Asterisk)
+                        .from_function(swap, swapped.clone())
+                        .to_owned(),
+                    swapped,
+                    Expr::cust("TRUE"),
+                )
+                .to_owned();
             let statement = WithClause::new()
                 .cte(
                     CommonTableExpression::new()
@@ -682,10 +779,21 @@ impl Engine {
                         .table_name(settled)
                         .to_owned(),
                 )
+                .cte(
+                    CommonTableExpression::new()
+                        .query(insert)
+                        .table_name(Alias::new("recorded"))
+                        .to_owned(),
+                )
                 .to_owned()
-                .query(insert);
-            let recorded = self.db.execute_raw(backend.build(&statement)).await?;
-            return Ok(recorded.rows_affected() == 1);
+                .query(with_integration(|select| {
+                    select.from_subquery(per_settled, delivery::Entity);
+                }));
+            let rows = self.db.query_all_raw(backend.build(&statement)).await?;
+            return match rows.first() {
+                None => Ok(Recorded::LeaseLost),
+                Some(row) => Ok(Recorded::Settled(won(row)?)),
+            };
         }
         let txn = self.db.begin().await?;
         if txn
@@ -694,18 +802,19 @@ impl Engine {
             .rows_affected()
             == 0
         {
-            return Ok(false);
+            return Ok(Recorded::LeaseLost);
         }
         insert.values(values)?;
         txn.execute_raw(backend.build(&insert)).await?;
         txn.commit().await?;
-        Ok(true)
+        Ok(Recorded::Settled(None))
     }
 
     /// Takes the integration's oldest due waiting row for the slot a settled row freed
     /// (claimed for this process), unless the process is stopping. A claim that found the
-    /// integration busy while the settled row was in flight left its row waiting: this
-    /// hand-off, which runs after the settle committed, takes it or an older one.
+    /// integration busy while the settled row was in flight left its row waiting, possibly
+    /// after the settle's statement looked (and found nothing to swap in): this hand-off,
+    /// which runs after the settle committed, takes it or an older one.
     async fn hand_off(
         &self,
         integration: &integration::Model,

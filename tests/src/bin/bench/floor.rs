@@ -1,5 +1,5 @@
 //! The database floor: the statements the product runs per lead (intake, claim, load,
-//! settle; copied from `api/src/intake.rs` and `worker/src/engine.rs`), run by a minimal
+//! settle with its swap; copied from `api/src/intake.rs` and `worker/src/engine.rs`), run by a minimal
 //! loop with the api's and the worker's pool sizes and as many tasks as the api's pool. No HTTP, no Redis: what
 //! PostgreSQL on this machine allows, to compare the end-to-end rate with.
 
@@ -66,7 +66,17 @@ async fn fixture(pool: &PgPool, max_in_flight: u32) -> Result<Fixture> {
     Ok(f)
 }
 
-/// Intake: find the list, then lead + delivery in one transaction.
+/// Intake's duplicate lookups, one per key.
+const ORIGINAL_BY_EMAIL: &str = "SELECT id, created_at FROM leads WHERE tenant_id = $1 \
+     AND list_id = $2 AND email = $3 AND created_at >= $4 AND is_test = false \
+     AND status <> 'DUPLICATE' ORDER BY created_at LIMIT 1";
+const ORIGINAL_BY_PHONE: &str = "SELECT id, created_at FROM leads WHERE tenant_id = $1 \
+     AND list_id = $2 AND phone = $3 AND created_at >= $4 AND is_test = false \
+     AND status <> 'DUPLICATE' ORDER BY created_at LIMIT 1";
+
+/// Intake: find the list, then in one transaction the duplicate check (the advisory
+/// locks on the lead's email and phone, then one lookup for each, as a list's default
+/// rules have it), the lead and its delivery.
 async fn intake(pool: &PgPool, f: &Fixture, i: u64) -> Result<(String, String)> {
     let now = now();
     let (lead, delivery) = (new_id("lead"), new_id("dlv"));
@@ -76,6 +86,29 @@ async fn intake(pool: &PgPool, f: &Fixture, i: u64) -> Result<(String, String)> 
         .await?;
     let mut tx = pool.begin().await?;
     let email = format!("lead{i}@example.com");
+    let phone = format!("+55119{:08}", i % 100_000_000);
+    let mut keys = [
+        format!("{}:email:{email}", f.list),
+        format!("{}:phone:{phone}", f.list),
+    ];
+    keys.sort_unstable();
+    query(
+        "SELECT pg_advisory_xact_lock(hashtext(k)), \
+         set_config('plan_cache_mode', 'force_custom_plan', true) \
+         FROM jsonb_array_elements_text($1::jsonb) AS k",
+    )
+    .bind(serde_json::to_string(&keys)?)
+    .execute(&mut *tx)
+    .await?;
+    for (sql, value) in [(ORIGINAL_BY_EMAIL, &email), (ORIGINAL_BY_PHONE, &phone)] {
+        query(sql)
+            .bind(&f.tenant)
+            .bind(&f.list)
+            .bind(value)
+            .bind(now - chrono::Duration::days(30))
+            .fetch_optional(&mut *tx)
+            .await?;
+    }
     query(
         "INSERT INTO leads (id, tenant_id, list_id, email, name, phone, company, custom_fields, \
          verifications, score, status, is_test, source_ip, raw_body, created_at, qualified_at) \
@@ -87,7 +120,7 @@ async fn intake(pool: &PgPool, f: &Fixture, i: u64) -> Result<(String, String)> 
     .bind(&f.list)
     .bind(&email)
     .bind("Floor Lead")
-    .bind("+5511999999999")
+    .bind(&phone)
     .bind("{}")
     .bind(VERIFICATIONS)
     .bind(format!(r#"{{"email":"{email}","name":"Floor Lead"}}"#))
@@ -158,23 +191,20 @@ async fn claim(ledger: &PgPool, f: &Fixture, delivery: &str) -> Result<DateTime<
     Ok(now)
 }
 
-/// Load: the lead with its list, and the integration's headers, outside a transaction.
-async fn load(pool: &PgPool, f: &Fixture, lead: &str) -> Result<()> {
+/// Load: the lead with its list, outside a transaction. (The integration's headers are
+/// read once per version of the integration, not per lead.)
+async fn load(pool: &PgPool, lead: &str) -> Result<()> {
     query("SELECT * FROM leads AS l LEFT JOIN lists AS s ON l.list_id = s.id WHERE l.id = $1")
         .bind(lead)
         .fetch_one(pool)
         .await?;
-    query("SELECT * FROM integration_headers WHERE integration_id = $1 ORDER BY position")
-        .bind(&f.integration)
-        .fetch_all(pool)
-        .await?;
     Ok(())
 }
 
-/// Settle: the row DELIVERED and the attempt in one statement, as the engine records
-/// them on PostgreSQL (the integration's health is written at most once a second, as
-/// the engine does: not here), then the hand-off of the freed slot to the oldest waiting
-/// row (none here).
+/// Settle: the row DELIVERED, the attempt and the swap of the freed slot to the oldest
+/// waiting row in one statement, as the engine records them on PostgreSQL (the
+/// integration's health is written at most once a second, as the engine does: not
+/// here); with nothing waiting (one integration per task), the hand-off after it.
 async fn settle(
     ledger: &PgPool,
     f: &Fixture,
@@ -186,11 +216,16 @@ async fn settle(
         "WITH settled AS (UPDATE deliveries SET status = 'DELIVERED', endpoint = 'PRIMARY', \
          ladder_attempts = 1, next_attempt_at = NULL, attempt_count = 1, lease_until = NULL, \
          last_status_code = 200, delivered_at = $1, updated_at = $1 \
-         WHERE id = $2 AND status = 'IN_FLIGHT' AND updated_at = $3 RETURNING id) \
-         INSERT INTO delivery_attempts (id, tenant_id, delivery_id, number, endpoint, url, \
-         request_headers, status_code, response_body, duration_ms, error_kind, error, started_at) \
+         WHERE id = $2 AND status = 'IN_FLIGHT' AND updated_at = $3 \
+         RETURNING id, integration_id), \
+         recorded AS (INSERT INTO delivery_attempts (id, tenant_id, delivery_id, number, \
+         endpoint, url, request_headers, status_code, response_body, duration_ms, error_kind, \
+         error, started_at) \
          SELECT $4, $5, id, 1, 'PRIMARY', 'http://127.0.0.1:9/ok', CAST($6 AS json), 200, \
-         '{\"ok\":true}', 1, NULL, NULL, $1 FROM settled",
+         '{\"ok\":true}', 1, NULL, NULL, $1 FROM settled) \
+         SELECT * FROM (SELECT swapped.* FROM settled LEFT JOIN LATERAL \
+         (SELECT * FROM leadrelay_swap(settled.id, settled.integration_id, $1, $7)) AS swapped \
+         ON TRUE) AS d LEFT JOIN integrations AS i ON d.integration_id = i.id",
     )
     .bind(now)
     .bind(delivery)
@@ -198,9 +233,10 @@ async fn settle(
     .bind(new_id("att"))
     .bind(&f.tenant)
     .bind(r#"[{"name":"content-type","value":"application/json"},{"name":"webhook-id","value":"dlv"}]"#)
-    .execute(ledger)
+    .bind(now + chrono::Duration::seconds(30))
+    .fetch_all(ledger)
     .await?;
-    ensure!(recorded.rows_affected() == 1, "the floor lost a lease");
+    ensure!(recorded.len() == 1, "the floor lost a lease");
     take(ledger, f, None, now).await?;
     Ok(())
 }
@@ -215,7 +251,7 @@ struct Pools {
 async fn one_lead(pools: &Pools, f: &Fixture, i: u64) -> Result<()> {
     let (lead, delivery) = intake(&pools.api, f, i).await?;
     let claimed_at = claim(&pools.ledger, f, &delivery).await?;
-    load(&pools.ledger, f, &lead).await?;
+    load(&pools.ledger, &lead).await?;
     settle(&pools.ledger, f, &delivery, claimed_at).await
 }
 

@@ -16,6 +16,17 @@ mod m0010_take_slot;
 mod m0011_stable_plans;
 mod m0012_swap_slot;
 
+/// Runs `sql` on PostgreSQL only: for what SQLite has no counterpart of (server-side
+/// functions), where the engine runs the same steps itself.
+async fn on_postgres(m: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseBackend};
+    let db = m.get_connection();
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        db.execute_unprepared(sql).await?;
+    }
+    Ok(())
+}
+
 /// The ordered set of LeadRelay migrations.
 pub struct Migrator;
 

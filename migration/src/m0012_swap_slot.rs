@@ -7,20 +7,19 @@
 //! the engine hands off with `leadrelay_take` after the commit as before, which sees
 //! every row a claim left waiting while this one held the slot.
 
-use sea_orm_migration::{
-    prelude::*,
-    sea_orm::{ConnectionTrait, DatabaseBackend},
-};
+use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
 /// Arguments: the settled row (its UPDATE may or may not be visible here: PostgreSQL does
 /// not order a statement's parts, so the row is left out of both the count and the
-/// candidates), its integration, now and the lease's end. Returns the row taken, or
-/// nothing: the integration is paused or gone, its other rows under a live lease already
-/// fill `max_in_flight` (it was lowered, or the settled row's lease ran out and a claim
-/// took its slot), or nothing is waiting that no one else holds.
+/// candidates), its integration, now, and the lease's end: NULL when the settled row
+/// keeps its slot (a multi-step preset's next request) or the worker is stopping.
+/// Returns the row taken, or nothing: no lease, the integration is paused or gone, its
+/// other rows under a live lease already fill `max_in_flight` (it was lowered, or the
+/// settled row's lease ran out and a claim took its slot), or nothing is waiting that no
+/// one else holds.
 const CREATE: &str = r"
 CREATE FUNCTION leadrelay_swap(
     p_settled text, p_integration text, p_now timestamptz, p_lease_until timestamptz)
@@ -29,7 +28,8 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_id text;
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM integrations i WHERE i.id = p_integration AND i.active
+    IF p_lease_until IS NULL OR NOT EXISTS (SELECT 1 FROM integrations i
+            WHERE i.id = p_integration AND i.active
             AND (SELECT count(*) FROM deliveries WHERE integration_id = p_integration
                 AND status = 'IN_FLIGHT' AND lease_until > p_now AND id <> p_settled)
                 < i.max_in_flight) THEN
@@ -51,21 +51,14 @@ $$";
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        let db = m.get_connection();
-        if db.get_database_backend() == DatabaseBackend::Postgres {
-            db.execute_unprepared(CREATE).await?;
-        }
-        Ok(())
+        crate::on_postgres(m, CREATE).await
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        let db = m.get_connection();
-        if db.get_database_backend() == DatabaseBackend::Postgres {
-            db.execute_unprepared(
-                "DROP FUNCTION leadrelay_swap(text, text, timestamptz, timestamptz)",
-            )
-            .await?;
-        }
-        Ok(())
+        crate::on_postgres(
+            m,
+            "DROP FUNCTION leadrelay_swap(text, text, timestamptz, timestamptz)",
+        )
+        .await
     }
 }

@@ -18,8 +18,10 @@ pub use subscription::Subscription;
 pub use tls::TestCa;
 
 use clap::Parser;
+use futures::{StreamExt, stream};
 use serde_json::{Value, json};
 use std::{
+    collections::HashSet,
     future::Future,
     net::SocketAddr,
     path::PathBuf,
@@ -372,6 +374,25 @@ impl TestApp {
             .expect("inbound request");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POSTs `n` leads (`lead{i}@example.com`), 32 at a time, each answered 202; returns
+    /// their ids.
+    pub async fn post_leads(&self, inbound_url: &str, n: usize) -> HashSet<String> {
+        stream::iter(0..n)
+            .map(|i| async move {
+                let (status, answer) = self
+                    .post_lead(
+                        inbound_url,
+                        &json!({ "email": format!("lead{i}@example.com") }),
+                    )
+                    .await;
+                assert_eq!(status, 202, "lead {i}: {answer}");
+                answer["lead_id"].as_str().expect("lead_id").to_owned()
+            })
+            .buffer_unordered(32)
+            .collect()
+            .await
     }
 
     /// POSTs a raw body with a content type; returns the status and the text answer.

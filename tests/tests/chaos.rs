@@ -48,24 +48,6 @@ async fn list_to(app: &TestApp, receiver: &Receiver, max_in_flight: i32) -> (Ses
     (owner, list)
 }
 
-/// Posts `n` leads, 32 at a time; every one must be accepted. Returns their ids.
-async fn post_leads(app: &TestApp, list: &ListInfo, n: usize) -> HashSet<String> {
-    stream::iter(0..n)
-        .map(|i| async move {
-            let (status, answer) = app
-                .post_lead(
-                    &list.inbound_url,
-                    &json!({ "email": format!("lead{i}@example.com") }),
-                )
-                .await;
-            assert_eq!(status, 202, "lead {i}: {answer}");
-            answer["lead_id"].as_str().expect("lead_id").to_owned()
-        })
-        .buffer_unordered(32)
-        .collect()
-        .await
-}
-
 /// When each lead first reached the receiver.
 fn first_arrivals(receiver: &Receiver) -> HashMap<String, Instant> {
     let mut first = HashMap::new();
@@ -121,7 +103,7 @@ async fn no_lead_is_lost_when_a_worker_redis_and_the_database_connections_die_mi
     let mut victim = app.spawn_worker_with(&FAST_WORKER).await;
     let _survivor = app.spawn_worker_with(&FAST_WORKER).await;
 
-    let lead_ids = post_leads(&app, &list, LEADS).await;
+    let lead_ids = app.post_leads(&list.inbound_url, LEADS).await;
     assert_eq!(lead_ids.len(), LEADS);
     receiver.wait_for(LEADS / 10, Duration::from_secs(60)).await;
 
@@ -213,7 +195,7 @@ async fn a_worker_stopping_under_load_hands_back_what_it_could_not_finish() {
     env.push(("LEADRELAY_SHUTDOWN_GRACE", "100ms"));
     let mut leaving = app.spawn_worker_with(&env).await;
 
-    let lead_ids = post_leads(&app, &list, LEADS).await;
+    let lead_ids = app.post_leads(&list.inbound_url, LEADS).await;
     // The leaving worker is alone: once a request arrives, it has deliveries in flight,
     // each answered only after 500 ms, longer than its grace.
     receiver.wait_for(1, Duration::from_secs(20)).await;

@@ -275,6 +275,34 @@ async fn pipedrive_creates_the_person_and_a_lead_linked_to_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leads_waiting_behind_a_two_step_pipedrive_delivery_are_all_delivered() {
+    // With maxInFlight 1 the others wait while the first sends its person, then its lead:
+    // a step that succeeds keeps the slot, and hands nothing on until the lead is sent.
+    const LEADS: usize = 6;
+    let app = TestApp::production().await;
+    let pipedrive = PipedriveMock::start("pd-token-3").await;
+    let owner = app.signup().await;
+    let list = app.create_list(&owner, "Queued").await;
+    app.gql_ok(
+        &owner.token,
+        CREATE,
+        json!({ "input": { "listId": list.id, "name": "Pipedrive", "kind": "PIPEDRIVE",
+            "url": pipedrive.base, "pipedrive": { "createLead": true }, "maxInFlight": 1,
+            "headers": [{ "name": "x-api-token", "value": "pd-token-3" }] } }),
+    )
+    .await;
+    app.post_leads(&list.inbound_url, LEADS).await;
+    leadrelay_tests::eventually(
+        "every lead in Pipedrive",
+        Duration::from_secs(30),
+        || async { (pipedrive.leads().len() >= LEADS).then_some(()) },
+    )
+    .await;
+    assert_eq!(pipedrive.persons().len(), LEADS);
+    assert_eq!(pipedrive.leads().len(), LEADS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_pipedrive_lead_is_retried_without_creating_the_person_again() {
     let app = TestApp::start(
         Mode::Production,

@@ -361,16 +361,7 @@ async fn one_slow_integration_never_has_more_than_max_in_flight_requests() {
         json!({ "listId": list.id, "url": receiver.url("/s"), "maxInFlight": 2 }),
     )
     .await;
-    let posts = (0..8).map(|i| {
-        let (app, url) = (&app, list.inbound_url.clone());
-        async move {
-            app.post_lead(&url, &json!({ "email": format!("c{i}@example.com") }))
-                .await
-        }
-    });
-    for (status, _) in futures::future::join_all(posts).await {
-        assert_eq!(status, 202);
-    }
+    app.post_leads(&list.inbound_url, 8).await;
     receiver.wait_for(8, Duration::from_secs(30)).await;
     assert!(
         receiver.max_concurrent() <= 2,
@@ -397,16 +388,7 @@ async fn a_lowered_max_in_flight_applies_to_the_leads_already_waiting() {
             json!({ "listId": list.id, "url": receiver.url("/l"), "maxInFlight": 4 }),
         )
         .await;
-    let posts = (0..12).map(|i| {
-        let (app, url) = (&app, list.inbound_url.clone());
-        async move {
-            app.post_lead(&url, &json!({ "email": format!("l{i}@example.com") }))
-                .await
-        }
-    });
-    for (status, _) in futures::future::join_all(posts).await {
-        assert_eq!(status, 202);
-    }
+    app.post_leads(&list.inbound_url, 12).await;
     receiver.wait_for(4, Duration::from_secs(30)).await;
     app.gql_ok(
         &owner.token,

@@ -349,19 +349,33 @@ async fn a_hanging_receiver_is_a_timeout_after_the_integration_timeout() {
     );
 }
 
+/// A receiver answering after `delay`, an integration to it with `maxInFlight`, and
+/// `leads` leads posted to its list; returns the receiver, the owner and the
+/// integration's id.
+async fn capped(
+    app: &TestApp,
+    delay: Duration,
+    max_in_flight: u32,
+    leads: usize,
+) -> (Receiver, Session, String) {
+    let receiver = Receiver::start().await;
+    receiver.delay_by(delay);
+    let owner = app.signup().await;
+    let list = app.create_list(&owner, "Capped").await;
+    let integration = app
+        .create_integration_with(
+            &owner,
+            json!({ "listId": list.id, "url": receiver.url("/s"), "maxInFlight": max_in_flight }),
+        )
+        .await;
+    app.post_leads(&list.inbound_url, leads).await;
+    (receiver, owner, integration)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_slow_integration_never_has_more_than_max_in_flight_requests() {
     let app = app_with_ladder("0s").await;
-    let receiver = Receiver::start().await;
-    receiver.delay_by(Duration::from_millis(400));
-    let owner = app.signup().await;
-    let list = app.create_list(&owner, "Capped").await;
-    app.create_integration_with(
-        &owner,
-        json!({ "listId": list.id, "url": receiver.url("/s"), "maxInFlight": 2 }),
-    )
-    .await;
-    app.post_leads(&list.inbound_url, 8).await;
+    let (receiver, _owner, _) = capped(&app, Duration::from_millis(400), 2, 8).await;
     receiver.wait_for(8, Duration::from_secs(30)).await;
     assert!(
         receiver.max_concurrent() <= 2,
@@ -378,17 +392,7 @@ async fn one_slow_integration_never_has_more_than_max_in_flight_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lowered_max_in_flight_applies_to_the_leads_already_waiting() {
     let app = app_with_ladder("0s").await;
-    let receiver = Receiver::start().await;
-    receiver.delay_by(Duration::from_millis(500));
-    let owner = app.signup().await;
-    let list = app.create_list(&owner, "Lowered").await;
-    let integration = app
-        .create_integration_with(
-            &owner,
-            json!({ "listId": list.id, "url": receiver.url("/l"), "maxInFlight": 4 }),
-        )
-        .await;
-    app.post_leads(&list.inbound_url, 12).await;
+    let (receiver, owner, integration) = capped(&app, Duration::from_millis(500), 4, 12).await;
     receiver.wait_for(4, Duration::from_secs(30)).await;
     app.gql_ok(
         &owner.token,

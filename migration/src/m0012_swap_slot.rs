@@ -1,11 +1,12 @@
 //! `leadrelay_swap` (PostgreSQL only): a settling delivery hands its in-flight slot to
-//! its integration's oldest due waiting row inside the settle's own statement. One row
-//! leaves IN_FLIGHT and one enters it in the same transaction, so the integration's
-//! in-flight count never rises and the swap needs no turn on the integration's advisory
-//! lock (`leadrelay_take`, m0010): under a backlog a delivery's settle and hand-off are
-//! one round trip, and hand-offs no longer queue behind claims. When it finds nothing
-//! the engine hands off with `leadrelay_take` after the commit as before, which sees
-//! every row a claim left waiting while this one held the slot.
+//! its integration's oldest due waiting row inside the settle's own statement, so a
+//! delivery's settle and hand-off are one round trip. One row leaves IN_FLIGHT and one
+//! enters it in the same transaction, so the integration's in-flight count never rises:
+//! under a backlog the swap needs no turn on the integration's advisory lock, and
+//! hand-offs no longer queue behind claims (`leadrelay_take`, m0010). When nothing could
+//! be swapped in so, it takes the turn and looks again: a claim that found the
+//! integration busy while this row held the slot decided under that turn, so its row is
+//! visible now, and a later claim waits for this statement's commit.
 
 use sea_orm_migration::prelude::*;
 
@@ -19,32 +20,46 @@ pub struct Migration;
 /// Returns the row taken, or nothing: no lease, the integration is paused or gone, its
 /// other rows under a live lease already fill `max_in_flight` (it was lowered, or the
 /// settled row's lease ran out and a claim took its slot), or nothing is waiting that no
-/// one else holds.
+/// one else holds. Each statement of a PL/pgSQL function sees a fresh snapshot.
 const CREATE: &str = r"
 CREATE FUNCTION leadrelay_swap(
     p_settled text, p_integration text, p_now timestamptz, p_lease_until timestamptz)
 RETURNS SETOF deliveries
 LANGUAGE plpgsql AS $$
 DECLARE
+    v_cap integer;
     v_id text;
 BEGIN
-    IF p_lease_until IS NULL OR NOT EXISTS (SELECT 1 FROM integrations i
-            WHERE i.id = p_integration AND i.active
-            AND (SELECT count(*) FROM deliveries WHERE integration_id = p_integration
-                AND status = 'IN_FLIGHT' AND lease_until > p_now AND id <> p_settled)
-                < i.max_in_flight) THEN
+    IF p_lease_until IS NULL THEN
         RETURN;
     END IF;
-    -- Planned for its values on each call, as in leadrelay_take.
-    EXECUTE 'SELECT id FROM deliveries WHERE integration_id = $1
-            AND status IN (''PENDING'', ''RETRY_SCHEDULED'') AND next_attempt_at <= $2
-            AND id <> $3
-            ORDER BY next_attempt_at LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED'
-        INTO v_id USING p_integration, p_now, p_settled;
-    RETURN QUERY UPDATE deliveries SET status = 'IN_FLIGHT', lease_until = p_lease_until,
-            next_attempt_at = NULL, updated_at = p_now
-        WHERE id = v_id
-        RETURNING *;
+    SELECT max_in_flight INTO v_cap FROM integrations WHERE id = p_integration AND active;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    FOR v_pass IN 1..2 LOOP
+        IF v_pass = 2 THEN
+            PERFORM pg_advisory_xact_lock(727002, hashtext(p_integration));
+        END IF;
+        IF (SELECT count(*) FROM deliveries WHERE integration_id = p_integration
+                AND status = 'IN_FLIGHT' AND lease_until > p_now AND id <> p_settled)
+                >= v_cap THEN
+            RETURN;
+        END IF;
+        -- Planned for its values on each call, as in leadrelay_take.
+        EXECUTE 'SELECT id FROM deliveries WHERE integration_id = $1
+                AND status IN (''PENDING'', ''RETRY_SCHEDULED'') AND next_attempt_at <= $2
+                AND id <> $3
+                ORDER BY next_attempt_at LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED'
+            INTO v_id USING p_integration, p_now, p_settled;
+        IF v_id IS NOT NULL THEN
+            RETURN QUERY UPDATE deliveries SET status = 'IN_FLIGHT',
+                    lease_until = p_lease_until, next_attempt_at = NULL, updated_at = p_now
+                WHERE id = v_id
+                RETURNING *;
+            RETURN;
+        END IF;
+    END LOOP;
 END
 $$";
 

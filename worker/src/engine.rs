@@ -124,18 +124,17 @@ enum Claim {
 enum Recorded {
     /// The row was no longer under this process's lease: another worker owns it now.
     LeaseLost,
-    /// Recorded; with the row its freed slot went to, when the settle's statement took one.
+    /// Recorded; with the row its freed slot went to, if one was waiting.
     Settled(Option<Won>),
 }
 
-/// A SELECT of the delivery rows that `from` puts in its FROM clause (named
-/// `deliveries`), each with its integration as it is now; [`won`] reads a row of it.
-fn with_integration(from: impl FnOnce(&mut SelectStatement)) -> SelectStatement {
+/// A SELECT of delivery rows, each with its integration as it is now, with no FROM yet:
+/// the caller names the rows' source `deliveries`. [`won`] reads a row of it.
+fn with_integration() -> SelectStatement {
     let mut select = delivery::Entity::find()
         .find_also_related(integration::Entity)
         .into_query();
     select.from_clear();
-    from(&mut select);
     select
 }
 
@@ -431,9 +430,8 @@ impl Engine {
                 Expr::val(now),
                 Expr::val(lease_until),
             ]);
-            let select = with_integration(|select| {
-                select.from_function(take, delivery::Entity);
-            });
+            let mut select = with_integration();
+            select.from_function(take, delivery::Entity);
             return match self
                 .db
                 .query_one_raw(DatabaseBackend::Postgres.build(&select))
@@ -572,10 +570,10 @@ impl Engine {
         }
     }
 
-    /// Records the attempt and the row's next state together ([`Engine::record`]), publishes it, and
-    /// hands the freed slot to the integration's next waiting row (returned, claimed for
-    /// this process): in the settle's own statement when one is waiting, else by
-    /// [`Engine::hand_off`]. None when the lease was lost meanwhile (another worker owns the row now).
+    /// Records the attempt and the row's next state together, and hands the freed slot to
+    /// the integration's next waiting row (returned, claimed for this process), both in
+    /// [`Engine::record`]; then publishes the outcome. None when the lease was lost
+    /// meanwhile (another worker owns the row now).
     /// After [`Verdict::Continue`] the row stays in flight under a fresh lease and keeps
     /// its slot.
     async fn settle_once(
@@ -675,12 +673,14 @@ impl Engine {
             error: Set(outcome.error.clone()),
             started_at: Set(now - chrono(outcome.duration)),
         };
-        // A freed slot goes to the next waiting row in the same statement, unless the row
-        // keeps it (Continue) or the process is stopping.
-        let swap_lease = (*verdict != Verdict::Continue && !self.stopping.load(Ordering::Relaxed))
-            .then(|| now + chrono(self.settings.lease));
-        let swapped = match self.record(settle, attempt, now, swap_lease).await? {
-            Recorded::Settled(swapped) => swapped,
+        // A freed slot goes to the next waiting row, unless the row keeps it (Continue) or
+        // the process is stopping.
+        let hand_off = *verdict != Verdict::Continue && !self.stopping.load(Ordering::Relaxed);
+        let next = match self
+            .record(settle, attempt, &d.integration_id, now, hand_off)
+            .await?
+        {
+            Recorded::Settled(next) => next,
             Recorded::LeaseLost => {
                 tracing::warn!(delivery_id = %d.id, "lease lost before the attempt was recorded; another worker owns the row");
                 return Ok(None);
@@ -696,8 +696,7 @@ impl Engine {
         self.publish(&settled, settled.attempt_count).await;
         // A test (`sendTestLead`) says nothing about the integration's live health. Kept
         // after the commit, in statements of its own, so the integration's row is never
-        // locked across a round trip. Neither it nor the hand-off can undo the settle: a
-        // failure is logged, and the sweeper finds any row left waiting.
+        // locked across a round trip. It cannot undo the settle: a failure is logged.
         if !d.is_test {
             match self.record_health(integration, status, now).await {
                 Ok(Some(paused)) => self.events.publish(paused).await,
@@ -707,13 +706,6 @@ impl Engine {
                 }
             }
         }
-        if swapped.is_some() {
-            return Ok(Some((settled, swapped)));
-        }
-        let next = self.hand_off(integration, now).await.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, integration_id = %integration.id, "handing the slot on failed");
-            None
-        });
         Ok(Some((settled, next)))
     }
 
@@ -722,17 +714,19 @@ impl Engine {
     /// one round trip instead of a transaction's four, which also narrows the window in
     /// which a crash after the POST sends a lead twice: `WITH settled AS (UPDATE …
     /// RETURNING …), recorded AS (INSERT … SELECT … FROM settled)`, whose result is one
-    /// row per settled row. With `swap_lease` it is also the hand-off: `leadrelay_swap`
-    /// (m0012) moves the integration's oldest due waiting row in flight under that lease
-    /// in the same transaction, returned with its integration. Should the answer be lost
-    /// after the commit, [`Engine::settle`]'s retry finds the lease lost and the swapped
-    /// row waits out its lease, as after a crash.
+    /// row per settled row. With `hand_off` it also hands the freed slot on:
+    /// `leadrelay_swap` (m0012) moves the integration's oldest due waiting row in flight in
+    /// the same transaction, returned with its integration. Should the answer be lost
+    /// after the commit, [`Engine::settle`]'s retry finds the lease lost and that row
+    /// waits out its lease, as after a crash. SQLite (one writer) commits, then takes the
+    /// row as a claim would; a failure there is logged, and the sweeper finds the row.
     async fn record(
         &self,
         mut settle: UpdateStatement,
         attempt: delivery_attempt::ActiveModel,
+        integration_id: &str,
         now: DateTime<Utc>,
-        swap_lease: Option<DateTime<Utc>>,
+        hand_off: bool,
     ) -> Result<Recorded, Error> {
         let (columns, values): (Vec<_>, Vec<Expr>) = delivery_attempt::Column::iter()
             .filter_map(|column| Some((column, Expr::val(attempt.get(column).into_value()?))))
@@ -742,9 +736,7 @@ impl Engine {
         let backend = self.db.get_database_backend();
         if backend == DatabaseBackend::Postgres {
             let settled = Alias::new("settled");
-            settle.returning(
-                Query::returning().columns([delivery::Column::Id, delivery::Column::IntegrationId]),
-            );
+            settle.returning_col(delivery::Column::Id);
             insert.select_from(
                 Query::select()
                     .exprs(values)
@@ -754,9 +746,9 @@ impl Engine {
             // No lease: the function returns at once (the row keeps its slot).
             let swap = Func::cust("leadrelay_swap").args([
                 Expr::col((settled.clone(), delivery::Column::Id)),
-                Expr::col((settled.clone(), delivery::Column::IntegrationId)),
+                Expr::val(integration_id),
                 Expr::val(now),
-                Expr::val(swap_lease),
+                Expr::val(hand_off.then(|| now + chrono(self.settings.lease))),
             ]);
             let swapped = Alias::new("swapped");
             let per_settled = Query::select()
@@ -786,9 +778,11 @@ impl Engine {
                         .to_owned(),
                 )
                 .to_owned()
-                .query(with_integration(|select| {
-                    select.from_subquery(per_settled, delivery::Entity);
-                }));
+                .query(
+                    with_integration()
+                        .from_subquery(per_settled, delivery::Entity)
+                        .to_owned(),
+                );
             let rows = self.db.query_all_raw(backend.build(&statement)).await?;
             return match rows.first() {
                 None => Ok(Recorded::LeaseLost),
@@ -807,23 +801,17 @@ impl Engine {
         insert.values(values)?;
         txn.execute_raw(backend.build(&insert)).await?;
         txn.commit().await?;
-        Ok(Recorded::Settled(None))
-    }
-
-    /// Takes the integration's oldest due waiting row for the slot a settled row freed
-    /// (claimed for this process), unless the process is stopping. A claim that found the
-    /// integration busy while the settled row was in flight left its row waiting, possibly
-    /// after the settle's statement looked (and found nothing to swap in): this hand-off,
-    /// which runs after the settle committed, takes it or an older one.
-    async fn hand_off(
-        &self,
-        integration: &integration::Model,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Won>, Error> {
-        if self.stopping.load(Ordering::Relaxed) {
-            return Ok(None);
+        if !hand_off {
+            return Ok(Recorded::Settled(None));
         }
-        self.take_slot(&integration.id, None, now).await
+        let next = self
+            .take_slot(integration_id, None, now)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, integration_id, "handing the slot on failed");
+                None
+            });
+        Ok(Recorded::Settled(next))
     }
 
     /// Keeps the integration's health, and pauses it after `auto_pause_after`

@@ -1,5 +1,5 @@
 //! The database floor: the statements the product runs per lead (intake, claim, load,
-//! settle with its swap; copied from `api/src/intake.rs` and `worker/src/engine.rs`), run by a minimal
+//! settle with its hand-off; copied from `api/src/intake.rs` and `worker/src/engine.rs`), run by a minimal
 //! loop with the api's and the worker's pool sizes and as many tasks as the api's pool. No HTTP, no Redis: what
 //! PostgreSQL on this machine allows, to compare the end-to-end rate with.
 
@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use leadrelay_tests::database;
 use leadrelay_worker::{engine::now, ids::new_id};
 use sea_orm::sqlx::{
-    PgPool, Row,
+    AssertSqlSafe, PgPool, Row,
     postgres::{PgConnectOptions, PgPoolOptions},
     query,
 };
@@ -66,14 +66,6 @@ async fn fixture(pool: &PgPool, max_in_flight: u32) -> Result<Fixture> {
     Ok(f)
 }
 
-/// Intake's duplicate lookups, one per key.
-const ORIGINAL_BY_EMAIL: &str = "SELECT id, created_at FROM leads WHERE tenant_id = $1 \
-     AND list_id = $2 AND email = $3 AND created_at >= $4 AND is_test = false \
-     AND status <> 'DUPLICATE' ORDER BY created_at LIMIT 1";
-const ORIGINAL_BY_PHONE: &str = "SELECT id, created_at FROM leads WHERE tenant_id = $1 \
-     AND list_id = $2 AND phone = $3 AND created_at >= $4 AND is_test = false \
-     AND status <> 'DUPLICATE' ORDER BY created_at LIMIT 1";
-
 /// Intake: find the list, then in one transaction the duplicate check (the advisory
 /// locks on the lead's email and phone, then one lookup for each, as a list's default
 /// rules have it), the lead and its delivery.
@@ -100,14 +92,19 @@ async fn intake(pool: &PgPool, f: &Fixture, i: u64) -> Result<(String, String)> 
     .bind(serde_json::to_string(&keys)?)
     .execute(&mut *tx)
     .await?;
-    for (sql, value) in [(ORIGINAL_BY_EMAIL, &email), (ORIGINAL_BY_PHONE, &phone)] {
-        query(sql)
-            .bind(&f.tenant)
-            .bind(&f.list)
-            .bind(value)
-            .bind(now - chrono::Duration::days(30))
-            .fetch_optional(&mut *tx)
-            .await?;
+    // Intake's duplicate lookups, one per key (the column is one of these two literals).
+    for (column, value) in [("email", &email), ("phone", &phone)] {
+        query(AssertSqlSafe(format!(
+            "SELECT id, created_at FROM leads WHERE tenant_id = $1 AND list_id = $2 \
+             AND {column} = $3 AND created_at >= $4 AND is_test = false \
+             AND status <> 'DUPLICATE' ORDER BY created_at LIMIT 1"
+        )))
+        .bind(&f.tenant)
+        .bind(&f.list)
+        .bind(value)
+        .bind(now - chrono::Duration::days(30))
+        .fetch_optional(&mut *tx)
+        .await?;
     }
     query(
         "INSERT INTO leads (id, tenant_id, list_id, email, name, phone, company, custom_fields, \
@@ -153,30 +150,8 @@ async fn intake(pool: &PgPool, f: &Fixture, i: u64) -> Result<(String, String)> 
     Ok((lead, delivery))
 }
 
-/// The engine's `take_slot` on PostgreSQL: one call of `leadrelay_take`, joined to the
-/// integration it returns with the row; true when it took a row.
-async fn take(
-    ledger: &PgPool,
-    f: &Fixture,
-    row: Option<(&str, DateTime<Utc>)>,
-    now: DateTime<Utc>,
-) -> Result<bool> {
-    let taken = query(
-        "SELECT * FROM leadrelay_take($1, $2, $3, $4, $5, $6) AS d \
-         LEFT JOIN integrations AS i ON d.integration_id = i.id",
-    )
-    .bind(&f.integration)
-    .bind(row.map(|(id, _)| id))
-    .bind(row.map(|_| "PENDING"))
-    .bind(row.map(|(_, updated_at)| updated_at))
-    .bind(now)
-    .bind(now + chrono::Duration::seconds(30))
-    .fetch_optional(ledger)
-    .await?;
-    Ok(taken.is_some())
-}
-
-/// Claim: read the row, take a slot for it (with its integration).
+/// Claim: read the row, then take a slot for it with the engine's `take_slot` on
+/// PostgreSQL: one call of `leadrelay_take`, joined to the integration it returns.
 async fn claim(ledger: &PgPool, f: &Fixture, delivery: &str) -> Result<DateTime<Utc>> {
     let now = now();
     let row = query("SELECT * FROM deliveries WHERE id = $1")
@@ -184,10 +159,19 @@ async fn claim(ledger: &PgPool, f: &Fixture, delivery: &str) -> Result<DateTime<
         .fetch_one(ledger)
         .await?;
     let updated_at: DateTime<Utc> = row.try_get("updated_at")?;
-    ensure!(
-        take(ledger, f, Some((delivery, updated_at)), now).await?,
-        "the floor lost a claim"
-    );
+    let taken = query(
+        "SELECT * FROM leadrelay_take($1, $2, $3, $4, $5, $6) AS d \
+         LEFT JOIN integrations AS i ON d.integration_id = i.id",
+    )
+    .bind(&f.integration)
+    .bind(delivery)
+    .bind("PENDING")
+    .bind(updated_at)
+    .bind(now)
+    .bind(now + chrono::Duration::seconds(30))
+    .fetch_optional(ledger)
+    .await?;
+    ensure!(taken.is_some(), "the floor lost a claim");
     Ok(now)
 }
 
@@ -201,10 +185,11 @@ async fn load(pool: &PgPool, lead: &str) -> Result<()> {
     Ok(())
 }
 
-/// Settle: the row DELIVERED, the attempt and the swap of the freed slot to the oldest
-/// waiting row in one statement, as the engine records them on PostgreSQL (the
+/// Settle: the row DELIVERED, the attempt and the hand-off of the freed slot to the
+/// oldest waiting row in one statement, as the engine records them on PostgreSQL (the
 /// integration's health is written at most once a second, as the engine does: not
-/// here); with nothing waiting (one integration per task), the hand-off after it.
+/// here). With nothing waiting (one integration per task), the swap takes the
+/// integration's turn and looks again, as in the product.
 async fn settle(
     ledger: &PgPool,
     f: &Fixture,
@@ -237,7 +222,6 @@ async fn settle(
     .fetch_all(ledger)
     .await?;
     ensure!(recorded.len() == 1, "the floor lost a lease");
-    take(ledger, f, None, now).await?;
     Ok(())
 }
 

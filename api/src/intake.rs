@@ -28,8 +28,10 @@ use leadrelay_entity::{
 };
 use leadrelay_worker::{ids::new_id, payload, request};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait, TryIntoModel,
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Statement, TransactionTrait, TryIntoModel,
+    sea_query::{Alias, CommonTableExpression, InsertStatement},
 };
 use serde_json::{Value, json};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -240,10 +242,14 @@ pub async fn inbound(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    let list = list::Entity::find()
+    // The list with its integrations, in one query: a lead needs both.
+    let (list, integrations) = list::Entity::find()
         .filter(list::Column::InboundToken.eq(token.as_str()))
-        .one(&app.db)
+        .find_with_related(integration::Entity)
+        .all(&app.db)
         .await?
+        .into_iter()
+        .next()
         .ok_or(ApiError::NotFound("inbound token"))?;
     tracing::Span::current().record("list_id", list.id.as_str());
     if !list.active {
@@ -283,17 +289,12 @@ pub async fn inbound(
     let now = Utc::now();
     let lead_id = new_id("lead");
     let txn = app.db.begin().await?;
-    let locks = keys
-        .iter()
-        .cloned()
-        .chain(idempotency.map(|k| ("idempotency".to_owned(), k.to_owned())));
-    lock_keys(&txn, &list.id, locks.collect()).await?;
+    let original = find_original(&txn, &list, &keys, idempotency, now).await?;
     if let Some(key) = idempotency
         && let Some(first) = replay(&txn, &list.id, key, now).await?
     {
         return Ok(respond(&list, &headers, first));
     }
-    let original = find_original(&txn, &list, &keys, now).await?;
     let (status, reasons) = match &original {
         Some(original) => (
             LeadStatus::Duplicate,
@@ -343,13 +344,11 @@ pub async fn inbound(
         .then(|| row.clone().try_into_model())
         .transpose()
         .map_err(|e| ApiError::internal("the lead row", e))?;
-    lead::Entity::insert(row)
-        .exec_without_returning(&txn)
-        .await?;
-    let delivery_ids = match &dispatched {
-        Some(lead) => insert_deliveries(&txn, &list, lead, now).await?,
-        None => Vec::new(),
+    let (delivery_ids, deliveries) = match &dispatched {
+        Some(lead) => delivery_rows(lead, &dispatch_targets(&list, integrations, lead), now),
+        None => (Vec::new(), None),
     };
+    insert_lead(&txn, row, deliveries).await?;
     if let Some(key) = idempotency {
         remember(&txn, &list.id, key, &answer, now).await?;
     }
@@ -471,66 +470,70 @@ fn is_html_form(headers: &HeaderMap) -> bool {
     form && html.is_some_and(|h| json.is_none_or(|j| h < j))
 }
 
-/// Serialises intake of leads sharing a duplicate key on PostgreSQL: transaction-scoped
-/// advisory locks on the list's normalised keys, taken in sorted order so two leads
-/// sharing two keys cannot deadlock. SQLite runs one writing transaction at a time.
-async fn lock_keys(
-    txn: &DatabaseTransaction,
-    list_id: &str,
-    keys: Vec<(String, String)>,
-) -> ApiResult<()> {
-    if keys.is_empty() || txn.get_database_backend() != DbBackend::Postgres {
-        return Ok(());
-    }
-    let mut keys: Vec<String> = keys
-        .iter()
-        .map(|(f, v)| format!("{list_id}:{f}:{v}"))
-        .collect();
-    keys.sort_unstable();
-    // Every key in one round trip, locked in the array's (sorted) order. The same round
-    // trip has the transaction's lookups planned for their values (see `find_original`).
-    let keys = serde_json::to_string(&keys).map_err(|e| ApiError::internal("dedupe keys", e))?;
-    txn.execute_raw(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        "SELECT pg_advisory_xact_lock(hashtext(k)), \
-         set_config('plan_cache_mode', 'force_custom_plan', true) \
-         FROM jsonb_array_elements_text($1::jsonb) AS k",
-        [keys.into()],
-    ))
-    .await?;
-    Ok(())
-}
-
 /// The id of the oldest lead of the list within its dedupe window sharing any of `keys`.
 ///
-/// One lookup per key, each matching its own index (`list_id`, key, `created_at`) in
-/// full, planned for its values (`plan_cache_mode`, set with the keys' locks: a generic
-/// plan made while the list was small can still pick the other key's index). A single
-/// `email = $ OR phone = $` query with a generic plan walked the whole list in the window
-/// and filtered: intake slowed down as the list grew.
+/// On PostgreSQL intake of leads sharing a key (or an `Idempotency-Key`) is serialised
+/// first: transaction-scoped advisory locks on the list's normalised keys, taken in
+/// sorted order so two leads sharing two keys cannot deadlock. `leadrelay_dedupe` (m0013)
+/// takes them and looks each key up on its own index, in one round trip. SQLite runs one
+/// writing transaction at a time: one lookup per key.
 async fn find_original(
     txn: &DatabaseTransaction,
     list: &list::Model,
     keys: &[(String, String)],
+    idempotency: Option<&str>,
     now: DateTime<Utc>,
 ) -> ApiResult<Option<String>> {
-    if keys.is_empty() {
-        return Ok(None);
-    }
     let since = now - chrono::Duration::days(i64::from(list.dedupe_window_days));
+    let key = |field: &str| {
+        keys.iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, value)| value.clone())
+    };
+    if txn.get_database_backend() == DbBackend::Postgres {
+        let mut locks: Vec<String> = keys
+            .iter()
+            .map(|(f, v)| (f.as_str(), v.as_str()))
+            .chain(idempotency.map(|k| ("idempotency", k)))
+            .map(|(f, v)| format!("{}:{f}:{v}", list.id))
+            .collect();
+        if locks.is_empty() {
+            return Ok(None);
+        }
+        locks.sort_unstable();
+        let row = txn
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT leadrelay_dedupe($1::jsonb, $2, $3, $4, $5, $6) AS original",
+                [
+                    serde_json::to_string(&locks)
+                        .map_err(|e| ApiError::internal("dedupe keys", e))?
+                        .into(),
+                    list.tenant_id.as_str().into(),
+                    list.id.as_str().into(),
+                    key("email").into(),
+                    key("phone").into(),
+                    since.into(),
+                ],
+            ))
+            .await?;
+        return Ok(match row {
+            Some(row) => row.try_get("", "original")?,
+            None => None,
+        });
+    }
     let mut oldest: Option<(String, DateTime<Utc>)> = None;
-    for (field, value) in keys {
-        let column = match field.as_str() {
-            "email" => lead::Column::Email,
-            "phone" => lead::Column::Phone,
-            _ => continue,
-        };
+    for (column, value) in [
+        (lead::Column::Email, key("email")),
+        (lead::Column::Phone, key("phone")),
+    ] {
+        let Some(value) = value else { continue };
         let found: Option<(String, DateTime<Utc>)> = scoped::<lead::Entity>(&list.tenant_id)
             .select_only()
             .column(lead::Column::Id)
             .column(lead::Column::CreatedAt)
             .filter(lead::Column::ListId.eq(list.id.as_str()))
-            .filter(column.eq(value.as_str()))
+            .filter(column.eq(value))
             .filter(lead::Column::CreatedAt.gte(since))
             .filter(lead::Column::IsTest.eq(false))
             .filter(lead::Column::Status.ne(LeadStatus::Duplicate))
@@ -547,74 +550,109 @@ async fn find_original(
     Ok(oldest.map(|(id, _)| id))
 }
 
-/// One PENDING delivery of the lead per integration that takes it (active, or waiting
-/// out an automatic pause, and passing its dispatch filter); returns their ids. A lead no
-/// integration takes is stored and visible, and goes nowhere.
-async fn insert_deliveries(
-    txn: &DatabaseTransaction,
+/// The integrations of the list (read with it) that take `lead`: active, or waiting out
+/// an automatic pause, and passing their dispatch filter. A lead none takes is stored and
+/// visible, and goes nowhere.
+fn dispatch_targets(
     list: &list::Model,
+    integrations: Vec<integration::Model>,
     lead: &lead::Model,
-    now: DateTime<Utc>,
-) -> ApiResult<Vec<String>> {
+) -> Vec<integration::Model> {
     let mut context = None;
-    let mut targets = integration::Entity::find()
-        .filter(integration::Column::TenantId.eq(list.tenant_id.as_str()))
-        .filter(integration::Column::ListId.eq(list.id.as_str()))
+    integrations
+        .into_iter()
         // An auto-paused integration still gets its deliveries: they wait in the ledger
         // until it is active again. One switched off by hand gets none.
-        .filter(
-            Condition::any()
-                .add(integration::Column::Active.eq(true))
-                .add(integration::Column::PausedReason.is_not_null()),
-        )
-        .all(txn)
-        .await?;
-    targets.retain(|target| {
-        target.filter.is_none()
-            || request::dispatch(
-                target,
-                context.get_or_insert_with(|| payload::context(lead, list, &target.name)),
-            )
-            .0
-    });
-    insert_delivery_rows(txn, lead, &targets, now).await
+        .filter(|target| target.tenant_id == list.tenant_id)
+        .filter(|target| target.active || target.paused_reason.is_some())
+        .filter(|target| {
+            target.filter.is_none()
+                || request::dispatch(
+                    target,
+                    context.get_or_insert_with(|| payload::context(lead, list, &target.name)),
+                )
+                .0
+        })
+        .collect()
+}
+
+/// Inserts the lead and its deliveries: on PostgreSQL in one statement (`WITH lead AS
+/// (INSERT …) INSERT INTO deliveries …`), on SQLite (no INSERT inside WITH) in two.
+async fn insert_lead(
+    txn: &DatabaseTransaction,
+    row: lead::ActiveModel,
+    deliveries: Option<InsertStatement>,
+) -> ApiResult<()> {
+    let backend = txn.get_database_backend();
+    let lead = lead::Entity::insert(row).into_query();
+    match deliveries {
+        Some(mut deliveries) if backend == DbBackend::Postgres => {
+            deliveries.with_cte(
+                CommonTableExpression::new()
+                    .query(lead)
+                    .table_name(Alias::new("lead"))
+                    .to_owned(),
+            );
+            txn.execute_raw(backend.build(&deliveries)).await?;
+        }
+        deliveries => {
+            txn.execute_raw(backend.build(&lead)).await?;
+            if let Some(deliveries) = deliveries {
+                txn.execute_raw(backend.build(&deliveries)).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One PENDING delivery of `lead` to each of `targets` (a test delivery for a test
-/// lead); returns their ids.
+/// lead): their ids, and the INSERT of them (none without targets).
+fn delivery_rows(
+    lead: &lead::Model,
+    targets: &[integration::Model],
+    now: DateTime<Utc>,
+) -> (Vec<String>, Option<InsertStatement>) {
+    let delivery_ids: Vec<String> = targets.iter().map(|_| new_id("dlv")).collect();
+    if targets.is_empty() {
+        return (delivery_ids, None);
+    }
+    let rows = targets
+        .iter()
+        .zip(&delivery_ids)
+        .map(|(target, id)| delivery::ActiveModel {
+            id: Set(id.clone()),
+            tenant_id: Set(lead.tenant_id.clone()),
+            lead_id: Set(lead.id.clone()),
+            list_id: Set(lead.list_id.clone()),
+            integration_id: Set(target.id.clone()),
+            status: Set(DeliveryStatus::Pending),
+            attempt_count: Set(0),
+            next_attempt_at: Set(Some(now)),
+            lease_until: Set(None),
+            last_status_code: Set(None),
+            is_test: Set(lead.is_test),
+            endpoint: Set(Endpoint::Primary),
+            ladder_attempts: Set(0),
+            delivered_at: Set(None),
+            progress: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+        });
+    let insert = delivery::Entity::insert_many(rows).into_query();
+    (delivery_ids, Some(insert))
+}
+
+/// Inserts one PENDING delivery of `lead` to each of `targets`; returns their ids.
 pub async fn insert_delivery_rows(
     txn: &DatabaseTransaction,
     lead: &lead::Model,
     targets: &[integration::Model],
     now: DateTime<Utc>,
 ) -> ApiResult<Vec<String>> {
-    let delivery_ids: Vec<String> = targets.iter().map(|_| new_id("dlv")).collect();
-    if !targets.is_empty() {
-        let rows = targets
-            .iter()
-            .zip(&delivery_ids)
-            .map(|(target, id)| delivery::ActiveModel {
-                id: Set(id.clone()),
-                tenant_id: Set(lead.tenant_id.clone()),
-                lead_id: Set(lead.id.clone()),
-                list_id: Set(lead.list_id.clone()),
-                integration_id: Set(target.id.clone()),
-                status: Set(DeliveryStatus::Pending),
-                attempt_count: Set(0),
-                next_attempt_at: Set(Some(now)),
-                lease_until: Set(None),
-                last_status_code: Set(None),
-                is_test: Set(lead.is_test),
-                endpoint: Set(Endpoint::Primary),
-                ladder_attempts: Set(0),
-                delivered_at: Set(None),
-                progress: Set(None),
-                created_at: Set(now),
-                updated_at: Set(now),
-            });
-        delivery::Entity::insert_many(rows)
-            .exec_without_returning(txn)
-            .await?;
+    let (delivery_ids, insert) = delivery_rows(lead, targets, now);
+    if let Some(insert) = insert {
+        let backend = txn.get_database_backend();
+        txn.execute_raw(backend.build(&insert)).await?;
     }
     Ok(delivery_ids)
 }

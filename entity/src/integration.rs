@@ -42,6 +42,20 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    /// The list whose qualified leads the integration receives.
+    #[sea_orm(
+        belongs_to = "super::list::Entity",
+        from = "Column::ListId",
+        to = "super::list::Column::Id"
+    )]
+    List,
+}
+
+impl Related<super::list::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::List.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -38,6 +38,16 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    /// The list's integrations (intake reads them with the list in one query).
+    #[sea_orm(has_many = "super::integration::Entity")]
+    Integrations,
+}
+
+impl Related<super::integration::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Integrations.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

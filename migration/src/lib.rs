@@ -15,6 +15,7 @@ mod m0009_presets;
 mod m0010_take_slot;
 mod m0011_stable_plans;
 mod m0012_swap_slot;
+mod m0013_dedupe;
 
 /// Runs `sql` on PostgreSQL only: for what SQLite has no counterpart of (server-side
 /// functions), where the engine runs the same steps itself.
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_take_slot::Migration),
             Box::new(m0011_stable_plans::Migration),
             Box::new(m0012_swap_slot::Migration),
+            Box::new(m0013_dedupe::Migration),
         ]
     }
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use leadrelay_tests::database;
 use leadrelay_worker::{engine::now, ids::new_id};
 use sea_orm::sqlx::{
-    AssertSqlSafe, PgPool, Row,
+    PgPool, Row,
     postgres::{PgConnectOptions, PgPoolOptions},
     query,
 };
@@ -66,16 +66,20 @@ async fn fixture(pool: &PgPool, max_in_flight: u32) -> Result<Fixture> {
     Ok(f)
 }
 
-/// Intake: find the list, then in one transaction the duplicate check (the advisory
-/// locks on the lead's email and phone, then one lookup for each, as a list's default
-/// rules have it), the lead and its delivery.
+/// Intake: find the list with its integrations, then in one transaction the duplicate
+/// check (`leadrelay_dedupe`: the advisory locks on the lead's email and phone, then the
+/// lookup of both, as a list's default rules have it) and the lead with its delivery in
+/// one statement.
 async fn intake(pool: &PgPool, f: &Fixture, i: u64) -> Result<(String, String)> {
     let now = now();
     let (lead, delivery) = (new_id("lead"), new_id("dlv"));
-    query("SELECT * FROM lists WHERE inbound_token = $1")
-        .bind(&f.token)
-        .fetch_one(pool)
-        .await?;
+    query(
+        "SELECT * FROM lists LEFT JOIN integrations ON lists.id = integrations.list_id \
+         WHERE lists.inbound_token = $1 ORDER BY lists.id",
+    )
+    .bind(&f.token)
+    .fetch_all(pool)
+    .await?;
     let mut tx = pool.begin().await?;
     let email = format!("lead{i}@example.com");
     let phone = format!("+55119{:08}", i % 100_000_000);
@@ -84,33 +88,25 @@ async fn intake(pool: &PgPool, f: &Fixture, i: u64) -> Result<(String, String)> 
         format!("{}:phone:{phone}", f.list),
     ];
     keys.sort_unstable();
-    query(
-        "SELECT pg_advisory_xact_lock(hashtext(k)), \
-         set_config('plan_cache_mode', 'force_custom_plan', true) \
-         FROM jsonb_array_elements_text($1::jsonb) AS k",
-    )
-    .bind(serde_json::to_string(&keys)?)
-    .execute(&mut *tx)
-    .await?;
-    // Intake's duplicate lookups, one per key (the column is one of these two literals).
-    for (column, value) in [("email", &email), ("phone", &phone)] {
-        query(AssertSqlSafe(format!(
-            "SELECT id, created_at FROM leads WHERE tenant_id = $1 AND list_id = $2 \
-             AND {column} = $3 AND created_at >= $4 AND is_test = false \
-             AND status <> 'DUPLICATE' ORDER BY created_at LIMIT 1"
-        )))
+    query("SELECT leadrelay_dedupe($1::jsonb, $2, $3, $4, $5, $6)")
+        .bind(serde_json::to_string(&keys)?)
         .bind(&f.tenant)
         .bind(&f.list)
-        .bind(value)
+        .bind(&email)
+        .bind(&phone)
         .bind(now - chrono::Duration::days(30))
-        .fetch_optional(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
-    }
     query(
-        "INSERT INTO leads (id, tenant_id, list_id, email, name, phone, company, custom_fields, \
-         verifications, score, status, is_test, source_ip, raw_body, created_at, qualified_at) \
+        "WITH lead AS (INSERT INTO leads (id, tenant_id, list_id, email, name, phone, company, \
+         custom_fields, verifications, score, status, is_test, source_ip, raw_body, created_at, \
+         qualified_at) \
          VALUES ($1, $2, $3, $4, $5, $6, NULL, CAST($7 AS json), CAST($8 AS json), NULL, 'QUALIFIED', \
-         false, '127.0.0.1', $9, $10, $10)",
+         false, '127.0.0.1', $9, $10, $10)) \
+         INSERT INTO deliveries (id, tenant_id, lead_id, list_id, integration_id, status, \
+         attempt_count, next_attempt_at, lease_until, last_status_code, is_test, endpoint, \
+         ladder_attempts, delivered_at, created_at, updated_at) \
+         VALUES ($11, $2, $1, $3, $12, 'PENDING', 0, $10, NULL, NULL, false, 'PRIMARY', 0, NULL, $10, $10)",
     )
     .bind(&lead)
     .bind(&f.tenant)
@@ -122,28 +118,8 @@ async fn intake(pool: &PgPool, f: &Fixture, i: u64) -> Result<(String, String)> 
     .bind(VERIFICATIONS)
     .bind(format!(r#"{{"email":"{email}","name":"Floor Lead"}}"#))
     .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    query(
-        "SELECT * FROM integrations WHERE tenant_id = $1 AND list_id = $2 \
-         AND (active = true OR paused_reason IS NOT NULL)",
-    )
-    .bind(&f.tenant)
-    .bind(&f.list)
-    .fetch_all(&mut *tx)
-    .await?;
-    query(
-        "INSERT INTO deliveries (id, tenant_id, lead_id, list_id, integration_id, status, \
-         attempt_count, next_attempt_at, lease_until, last_status_code, is_test, endpoint, \
-         ladder_attempts, delivered_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 'PENDING', 0, $6, NULL, NULL, false, 'PRIMARY', 0, NULL, $6, $6)",
-    )
     .bind(&delivery)
-    .bind(&f.tenant)
-    .bind(&lead)
-    .bind(&f.list)
     .bind(&f.integration)
-    .bind(now)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

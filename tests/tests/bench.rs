@@ -81,6 +81,8 @@ fn throughput_delivers_every_lead() {
     let report = bench(&["throughput", "--leads", "200"]);
     assert_delivered_all(&report, 200.0);
     assert!(number(&report, "intake_per_s") > 0.0);
+    // The whole machine's CPU time per lead: the stack did some work for each.
+    assert!(number(&report, "cpu_ms_per_lead") > 0.0, "{report}");
 }
 
 #[test]

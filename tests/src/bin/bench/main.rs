@@ -5,6 +5,7 @@
 //!
 //! `cargo run --release -p leadrelay-tests --bin bench -- all` runs every scenario.
 
+mod cpu;
 mod floor;
 mod load;
 mod receiver;

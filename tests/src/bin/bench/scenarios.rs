@@ -3,7 +3,7 @@
 //! spread, relative to the floor.
 
 use crate::{
-    Neighbour, Options, Scenario, floor,
+    Neighbour, Options, Scenario, cpu, floor,
     load::{self, Pace},
     receiver::Receiver,
     report::{self, Figures, Report},
@@ -213,7 +213,16 @@ async fn steady(
         let (_, list, _) = tenant_with(stack, receiver, paths, options, TIMEOUT_MS).await?;
         let http = load::client(options.concurrency)?;
         let posting = report::bar(pace.leads(), "posted");
-        Ok(deliver(&http, receiver, &list, paths, pace, options, posting).await)
+        let before = cpu::busy_ms();
+        let mut figures = deliver(&http, receiver, &list, paths, pace, options, posting).await;
+        // The whole machine's CPU time from the first POST to the last arrival, per lead.
+        let accepted = figures.get("accepted").copied().unwrap_or(0.0);
+        if let (Some(before), Some(after)) = (before, cpu::busy_ms())
+            && accepted > 0.0
+        {
+            figures.insert("cpu_ms_per_lead", (after - before) / accepted);
+        }
+        Ok(figures)
     })
     .await
 }

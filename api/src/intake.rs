@@ -29,9 +29,9 @@ use leadrelay_entity::{
 use leadrelay_worker::{ids::new_id, payload, request};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, Statement, TransactionTrait, TryIntoModel,
-    sea_query::{Alias, CommonTableExpression, InsertStatement},
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement, TransactionTrait,
+    sea_query::{Alias, CommonTableExpression},
 };
 use serde_json::{Value, json};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -289,7 +289,7 @@ pub async fn inbound(
     let now = Utc::now();
     let lead_id = new_id("lead");
     let txn = app.db.begin().await?;
-    let original = find_original(&txn, &list, &keys, idempotency, now).await?;
+    let original = lock_and_find_original(&txn, &list, &keys, idempotency, now).await?;
     if let Some(key) = idempotency
         && let Some(first) = replay(&txn, &list.id, key, now).await?
     {
@@ -317,38 +317,35 @@ pub async fn inbound(
     if let Some(original) = &duplicate_of {
         answer["duplicate_of"] = json!(original);
     }
-    let row = lead::ActiveModel {
-        id: Set(lead_id.clone()),
-        tenant_id: Set(list.tenant_id.clone()),
-        list_id: Set(list.id.clone()),
-        email: Set(fields.email),
-        name: Set(fields.name),
-        phone: Set(fields.phone),
-        company: Set(fields.company),
-        custom_fields: Set(Value::Object(fields.custom_fields)),
-        verifications: Set(verifications),
-        score: Set(Some(score)),
-        score_reasons: Set(json!(score_reasons)),
-        status: Set(status),
-        reasons: Set(json!(reasons)),
-        duplicate_of: Set(duplicate_of),
-        is_test: Set(false),
-        source_ip: Set(Some(source_ip.to_string())),
+    let lead = lead::Model {
+        id: lead_id.clone(),
+        tenant_id: list.tenant_id.clone(),
+        list_id: list.id.clone(),
+        email: fields.email,
+        name: fields.name,
+        phone: fields.phone,
+        company: fields.company,
+        custom_fields: Value::Object(fields.custom_fields),
+        verifications,
+        score: Some(score),
+        score_reasons: json!(score_reasons),
+        status,
+        reasons: json!(reasons),
+        duplicate_of,
+        is_test: false,
+        source_ip: Some(source_ip.to_string()),
         // PostgreSQL text cannot hold U+0000: shown as U+FFFD, like invalid UTF-8.
-        raw_body: Set(String::from_utf8_lossy(&body).replace('\0', "\u{fffd}")),
-        created_at: Set(now),
-        qualified_at: Set(qualified.then_some(now)),
+        raw_body: String::from_utf8_lossy(&body).replace('\0', "\u{fffd}"),
+        created_at: now,
+        qualified_at: qualified.then_some(now),
     };
     // Only a qualified lead is dispatched, and its filters read the lead as stored.
-    let dispatched = qualified
-        .then(|| row.clone().try_into_model())
-        .transpose()
-        .map_err(|e| ApiError::internal("the lead row", e))?;
-    let (delivery_ids, deliveries) = match &dispatched {
-        Some(lead) => delivery_rows(lead, &dispatch_targets(&list, integrations, lead), now),
-        None => (Vec::new(), None),
+    let targets = if qualified {
+        dispatch_targets(&list, integrations, &lead)
+    } else {
+        Vec::new()
     };
-    insert_lead(&txn, row, deliveries).await?;
+    let delivery_ids = insert_lead(&txn, &lead, &targets, now).await?;
     if let Some(key) = idempotency {
         remember(&txn, &list.id, key, &answer, now).await?;
     }
@@ -477,7 +474,7 @@ fn is_html_form(headers: &HeaderMap) -> bool {
 /// sorted order so two leads sharing two keys cannot deadlock. `leadrelay_dedupe` (m0013)
 /// takes them and looks each key up on its own index, in one round trip. SQLite runs one
 /// writing transaction at a time: one lookup per key.
-async fn find_original(
+async fn lock_and_find_original(
     txn: &DatabaseTransaction,
     list: &list::Model,
     keys: &[(String, String)],
@@ -576,45 +573,21 @@ fn dispatch_targets(
         .collect()
 }
 
-/// Inserts the lead and its deliveries: on PostgreSQL in one statement (`WITH lead AS
-/// (INSERT …) INSERT INTO deliveries …`), on SQLite (no INSERT inside WITH) in two.
-async fn insert_lead(
+/// Inserts `lead` and one PENDING delivery of it to each of `targets` (a test delivery
+/// for a test lead); returns their ids. On PostgreSQL that is one statement (`WITH lead
+/// AS (INSERT …) INSERT INTO deliveries …`); SQLite (no INSERT inside WITH) takes two.
+pub async fn insert_lead(
     txn: &DatabaseTransaction,
-    row: lead::ActiveModel,
-    deliveries: Option<InsertStatement>,
-) -> ApiResult<()> {
-    let backend = txn.get_database_backend();
-    let lead = lead::Entity::insert(row).into_query();
-    match deliveries {
-        Some(mut deliveries) if backend == DbBackend::Postgres => {
-            deliveries.with_cte(
-                CommonTableExpression::new()
-                    .query(lead)
-                    .table_name(Alias::new("lead"))
-                    .to_owned(),
-            );
-            txn.execute_raw(backend.build(&deliveries)).await?;
-        }
-        deliveries => {
-            txn.execute_raw(backend.build(&lead)).await?;
-            if let Some(deliveries) = deliveries {
-                txn.execute_raw(backend.build(&deliveries)).await?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// One PENDING delivery of `lead` to each of `targets` (a test delivery for a test
-/// lead): their ids, and the INSERT of them (none without targets).
-fn delivery_rows(
     lead: &lead::Model,
     targets: &[integration::Model],
     now: DateTime<Utc>,
-) -> (Vec<String>, Option<InsertStatement>) {
+) -> ApiResult<Vec<String>> {
+    let backend = txn.get_database_backend();
+    let insert_lead = lead::Entity::insert(lead.clone().into_active_model()).into_query();
     let delivery_ids: Vec<String> = targets.iter().map(|_| new_id("dlv")).collect();
     if targets.is_empty() {
-        return (delivery_ids, None);
+        txn.execute_raw(backend.build(&insert_lead)).await?;
+        return Ok(delivery_ids);
     }
     let rows = targets
         .iter()
@@ -638,22 +611,18 @@ fn delivery_rows(
             created_at: Set(now),
             updated_at: Set(now),
         });
-    let insert = delivery::Entity::insert_many(rows).into_query();
-    (delivery_ids, Some(insert))
-}
-
-/// Inserts one PENDING delivery of `lead` to each of `targets`; returns their ids.
-pub async fn insert_delivery_rows(
-    txn: &DatabaseTransaction,
-    lead: &lead::Model,
-    targets: &[integration::Model],
-    now: DateTime<Utc>,
-) -> ApiResult<Vec<String>> {
-    let (delivery_ids, insert) = delivery_rows(lead, targets, now);
-    if let Some(insert) = insert {
-        let backend = txn.get_database_backend();
-        txn.execute_raw(backend.build(&insert)).await?;
+    let mut deliveries = delivery::Entity::insert_many(rows).into_query();
+    if backend == DbBackend::Postgres {
+        deliveries.with_cte(
+            CommonTableExpression::new()
+                .query(insert_lead)
+                .table_name(Alias::new("lead"))
+                .to_owned(),
+        );
+    } else {
+        txn.execute_raw(backend.build(&insert_lead)).await?;
     }
+    txn.execute_raw(backend.build(&deliveries)).await?;
     Ok(delivery_ids)
 }
 

@@ -13,7 +13,7 @@ use crate::{
 use async_graphql::{Context, ID, Json, Object};
 use leadrelay_entity::{LeadStatus, Role, delivery, lead};
 use leadrelay_worker::DeliveryEvent;
-use sea_orm::{EntityTrait, IntoActiveModel, TransactionTrait};
+use sea_orm::{EntityTrait, TransactionTrait};
 use serde_json::{Value, json};
 
 /// The lead sent when no sample is given: complete, valid and realistic.
@@ -60,11 +60,7 @@ impl TestLeadMutation {
             ..sample
         };
         let txn = app.db.begin().await?;
-        lead::Entity::insert(lead.clone().into_active_model())
-            .exec_without_returning(&txn)
-            .await?;
-        let ids =
-            intake::insert_delivery_rows(&txn, &lead, &[integration], lead.created_at).await?;
+        let ids = intake::insert_lead(&txn, &lead, &[integration], lead.created_at).await?;
         let row = delivery::Entity::find_by_id(ids[0].as_str())
             .one(&txn)
             .await?

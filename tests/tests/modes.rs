@@ -85,6 +85,10 @@ async fn production_mode_with_a_separate_worker_process() {
         metrics.contains("leadrelay_attempt_duration_seconds_bucket"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("leadrelay_record_lag_seconds_count 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,7 +39,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 /// How early the queue may hand out a delayed job.
@@ -92,8 +92,9 @@ impl Drop for Claimed<'_> {
     }
 }
 
-/// A row claimed by this process, with its integration as read under the claim's lock.
-type Won = Box<(delivery::Model, integration::Model)>;
+/// A row claimed by this process, with its integration as read under the claim's lock,
+/// and its lead and list: all an attempt reads, from the claim's own round trip.
+type Won = Box<(delivery::Model, integration::Model, lead::Model, list::Model)>;
 
 /// One attempt as the ledger records it.
 #[derive(Clone, Copy)]
@@ -128,22 +129,65 @@ enum Recorded {
     Settled(Option<Won>),
 }
 
-/// A SELECT of delivery rows, each with its integration as it is now, with no FROM yet:
-/// the caller names the rows' source `deliveries`. [`won`] reads a row of it.
-fn with_integration() -> SelectStatement {
+/// A SELECT of delivery rows, each with its integration as it is now, its lead and its
+/// list, with no FROM yet: the caller names the rows' source `deliveries`. [`won`] reads
+/// a row of it.
+fn with_context() -> SelectStatement {
     let mut select = delivery::Entity::find()
         .find_also_related(integration::Entity)
         .into_query();
     select.from_clear();
     select
+        .left_join(
+            lead::Entity,
+            Expr::col((lead::Entity, lead::Column::Id))
+                .equals((delivery::Entity, delivery::Column::LeadId)),
+        )
+        .left_join(
+            list::Entity,
+            Expr::col((list::Entity, list::Column::Id))
+                .equals((delivery::Entity, delivery::Column::ListId)),
+        );
+    select_also::<lead::Entity>(&mut select, LEAD);
+    select_also::<list::Entity>(&mut select, LIST);
+    select
 }
 
-/// A row of [`with_integration`]'s SELECT: none when it holds no delivery (an outer
-/// join found nothing) or the integration is gone.
-fn won(row: &QueryResult) -> Result<Option<Won>, Error> {
+/// The prefixes of the lead's and the list's columns in [`with_context`], after sea-orm's
+/// own `A_` (the delivery) and `B_` (its integration).
+const LEAD: &str = "C_";
+const LIST: &str = "D_";
+
+/// Adds every column of `E`, named with `prefix` as sea-orm names a joined entity's.
+fn select_also<E: EntityTrait>(select: &mut SelectStatement, prefix: &str) {
+    for column in E::Column::iter() {
+        select.expr_as(
+            column.select_as(column.into_expr()),
+            Alias::new(format!("{prefix}{}", column.as_str())),
+        );
+    }
+}
+
+/// A taken row with its integration, and its lead and list when the statement saw them.
+type Taken = (
+    delivery::Model,
+    integration::Model,
+    Option<(lead::Model, list::Model)>,
+);
+
+/// A row of [`with_context`]'s SELECT: none when it holds no delivery (an outer join
+/// found nothing) or the integration is gone. The lead is missing when a function found
+/// the row with a snapshot newer than the statement's own, and the lead was committed in
+/// between: [`Engine::with_lead`] reads it then.
+fn won(row: &QueryResult) -> Result<Option<Taken>, Error> {
     let delivery = delivery::Model::from_query_result_optional(row, SelectA.as_str())?;
     let integration = integration::Model::from_query_result_optional(row, SelectB.as_str())?;
-    Ok(delivery.zip(integration).map(Box::new))
+    let (Some(delivery), Some(integration)) = (delivery, integration) else {
+        return Ok(None);
+    };
+    let lead = lead::Model::from_query_result_optional(row, LEAD)?;
+    let list = list::Model::from_query_result_optional(row, LIST)?;
+    Ok(Some((delivery, integration, lead.zip(list))))
 }
 
 fn record_metrics(
@@ -249,10 +293,10 @@ impl Engine {
         // Each settled attempt may hand its slot to the integration's next waiting row:
         // this job goes on with it, so a busy integration drains at full speed.
         loop {
-            let (delivery, integration) = *won;
+            let (delivery, integration, lead, list) = *won;
             // Dropped when the attempt ends, or when the job is cancelled mid-attempt.
             let _claimed = self.track(&delivery.id, &integration.id);
-            match self.attempt(delivery, integration).await? {
+            match self.attempt(delivery, integration, lead, list).await? {
                 Some(next) => won = next,
                 None => return Ok(()),
             }
@@ -277,8 +321,10 @@ impl Engine {
         &self,
         mut delivery: delivery::Model,
         integration: integration::Model,
+        lead: lead::Model,
+        list: list::Model,
     ) -> Result<Option<Won>, Error> {
-        let (lead, list, headers) = self.load(&delivery, &integration).await?;
+        let headers = self.headers(&integration).await?;
         loop {
             self.publish(&delivery, delivery.attempt_count + 1).await;
             let request = request::prepare(
@@ -313,6 +359,7 @@ impl Engine {
                     keep_answer: request.step.reads_answer(),
                 })
                 .await;
+            let answered = Instant::now();
             let reading = preset::read(&request.step, &outcome);
             if let Some(note) = reading.note {
                 outcome.error_kind.get_or_insert(AttemptErrorKind::Http);
@@ -350,6 +397,7 @@ impl Engine {
             else {
                 return Ok(None);
             };
+            metrics::record_lag(answered.elapsed());
             record_metrics(&verdict, &outcome, &lead, &settled);
             if verdict == Verdict::Continue {
                 // Still ours, under a fresh lease: the next request goes out now (its
@@ -430,14 +478,14 @@ impl Engine {
                 Expr::val(now),
                 Expr::val(lease_until),
             ]);
-            let mut select = with_integration();
+            let mut select = with_context();
             select.from_function(take, delivery::Entity);
             return match self
                 .db
                 .query_one_raw(DatabaseBackend::Postgres.build(&select))
                 .await?
             {
-                Some(taken) => won(&taken),
+                Some(taken) => self.with_lead(won(&taken)?).await,
                 None => Ok(None),
             };
         }
@@ -481,31 +529,32 @@ impl Engine {
         .exec_with_returning(&txn)
         .await?;
         txn.commit().await?;
-        Ok(taken
-            .into_iter()
-            .next()
-            .map(|row| Box::new((row, integration))))
+        self.with_lead(taken.into_iter().next().map(|row| (row, integration, None)))
+            .await
     }
 
-    /// The delivery's lead with its list, and its integration's headers.
-    async fn load(
-        &self,
-        d: &delivery::Model,
-        integration: &integration::Model,
-    ) -> Result<(lead::Model, list::Model, Headers), Error> {
-        let missing = |what: &str| {
-            Error::Db(sea_orm::DbErr::RecordNotFound(format!(
-                "{what} of delivery {}",
-                d.id
-            )))
+    /// The taken row with its lead and list, read now if its statement did not see them.
+    async fn with_lead(&self, taken: Option<Taken>) -> Result<Option<Won>, Error> {
+        let Some((delivery, integration, context)) = taken else {
+            return Ok(None);
         };
-        let (lead, list) = lead::Entity::find_by_id(&d.lead_id)
-            .find_also_related(list::Entity)
-            .one(&self.db)
-            .await?
-            .ok_or_else(|| missing("lead"))?;
-        let list = list.ok_or_else(|| missing("list"))?;
-        Ok((lead, list, self.headers(integration).await?))
+        let (lead, list) = match context {
+            Some(context) => context,
+            None => match lead::Entity::find_by_id(&delivery.lead_id)
+                .find_also_related(list::Entity)
+                .one(&self.db)
+                .await?
+            {
+                Some((lead, Some(list))) => (lead, list),
+                _ => {
+                    return Err(Error::Db(sea_orm::DbErr::RecordNotFound(format!(
+                        "lead or list of delivery {}",
+                        delivery.id
+                    ))));
+                }
+            },
+        };
+        Ok(Some(Box::new((delivery, integration, lead, list))))
     }
 
     /// The integration's headers, read and opened once per version of the integration.
@@ -779,14 +828,14 @@ impl Engine {
                 )
                 .to_owned()
                 .query(
-                    with_integration()
+                    with_context()
                         .from_subquery(per_settled, delivery::Entity)
                         .to_owned(),
                 );
             let rows = self.db.query_all_raw(backend.build(&statement)).await?;
             return match rows.first() {
                 None => Ok(Recorded::LeaseLost),
-                Some(row) => Ok(Recorded::Settled(won(row)?)),
+                Some(row) => Ok(Recorded::Settled(self.with_lead(won(row)?).await?)),
             };
         }
         let txn = self.db.begin().await?;

@@ -58,3 +58,10 @@ pub fn queue_lag(lag: Duration) {
     handle();
     metrics::gauge!("leadrelay_queue_lag_seconds").set(lag.as_secs_f64());
 }
+
+/// An attempt was recorded this long after its answer arrived: the window in which a
+/// crashing worker leaves a lead its receiver has to be sent again.
+pub fn record_lag(lag: Duration) {
+    handle();
+    metrics::histogram!("leadrelay_record_lag_seconds").record(lag.as_secs_f64());
+}

@@ -28,10 +28,13 @@ use leadrelay_entity::{
 };
 use leadrelay_worker::{ids::new_id, payload, request};
 use sea_orm::{
+    ActiveEnum, ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement, TransactionTrait,
-    sea_query::{Alias, CommonTableExpression},
+    Iterable, QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
+    sea_query::{
+        Alias, CommonTableExpression, Expr, ExprTrait, Func, Query, UnionType, WithClause,
+    },
 };
 use serde_json::{Value, json};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -284,41 +287,11 @@ pub async fn inbound(
         score_reasons,
         reasons,
     } = assess(&app, &list, fields, source_ip).await?;
-    let keys = rules::dedupe_keys(&list, &fields);
-
     let now = Utc::now();
-    let lead_id = new_id("lead");
-    let txn = app.db.begin().await?;
-    let original = lock_and_find_original(&txn, &list, &keys, idempotency, now).await?;
-    if let Some(key) = idempotency
-        && let Some(first) = replay(&txn, &list.id, key, now).await?
-    {
-        return Ok(respond(&list, &headers, first));
-    }
-    let (status, reasons) = match &original {
-        Some(original) => (
-            LeadStatus::Duplicate,
-            vec![format!("duplicate of {original}")],
-        ),
-        None if reasons.is_empty() => (LeadStatus::Qualified, reasons),
-        None => (LeadStatus::Disqualified, reasons),
-    };
-    let qualified = status == LeadStatus::Qualified;
-    let duplicate_of = original;
-    let mut answer = json!({
-        "lead_id": lead_id,
-        "status": match status {
-            LeadStatus::Qualified => "qualified",
-            LeadStatus::Disqualified => "disqualified",
-            LeadStatus::Duplicate => "duplicate",
-        },
-        "reasons": reasons,
-    });
-    if let Some(original) = &duplicate_of {
-        answer["duplicate_of"] = json!(original);
-    }
-    let lead = lead::Model {
-        id: lead_id.clone(),
+    let dedupe = Dedupe::new(&list, &rules::dedupe_keys(&list, &fields), idempotency, now);
+    let qualified = reasons.is_empty();
+    let mut lead = lead::Model {
+        id: new_id("lead"),
         tenant_id: list.tenant_id.clone(),
         list_id: list.id.clone(),
         email: fields.email,
@@ -329,9 +302,13 @@ pub async fn inbound(
         verifications,
         score: Some(score),
         score_reasons: json!(score_reasons),
-        status,
+        status: if qualified {
+            LeadStatus::Qualified
+        } else {
+            LeadStatus::Disqualified
+        },
         reasons: json!(reasons),
-        duplicate_of,
+        duplicate_of: None,
         is_test: false,
         source_ip: Some(source_ip.to_string()),
         // PostgreSQL text cannot hold U+0000: shown as U+FFFD, like invalid UTF-8.
@@ -339,25 +316,79 @@ pub async fn inbound(
         created_at: now,
         qualified_at: qualified.then_some(now),
     };
-    // Only a qualified lead is dispatched, and its filters read the lead as stored.
+    // Only a qualified lead is dispatched (a duplicate is not), and its filters read the
+    // lead as stored.
     let targets = if qualified {
         dispatch_targets(&list, integrations, &lead)
     } else {
         Vec::new()
     };
-    let delivery_ids = insert_lead(&txn, &lead, &targets, now).await?;
-    if let Some(key) = idempotency {
-        remember(&txn, &list.id, key, &answer, now).await?;
-    }
-    txn.commit().await?;
+    let delivery_ids = if app.db.get_database_backend() == DbBackend::Postgres
+        && idempotency.is_none()
+    {
+        let (original, ids) = insert_unless_duplicate(&app.db, &lead, &targets, &dedupe).await?;
+        if let Some(original) = original {
+            mark_duplicate(&mut lead, original);
+        }
+        ids
+    } else {
+        let txn = app.db.begin().await?;
+        let original = lock_and_find_original(&txn, &dedupe).await?;
+        if let Some(key) = idempotency
+            && let Some(first) = replay(&txn, &list.id, key, now).await?
+        {
+            return Ok(respond(&list, &headers, first));
+        }
+        let targets = match original {
+            Some(original) => {
+                mark_duplicate(&mut lead, original);
+                &[][..]
+            }
+            None => &targets[..],
+        };
+        let ids = insert_lead(&txn, &lead, targets).await?;
+        if let Some(key) = idempotency {
+            remember(&txn, &list.id, key, &answer(&lead), now).await?;
+        }
+        txn.commit().await?;
+        ids
+    };
 
     if !delivery_ids.is_empty()
         && let Err(e) = app.queue.push(delivery_ids).await
     {
         // The rows are in the ledger; the lead is accepted and will be found again there.
-        tracing::warn!(error = %e, lead_id, "enqueueing deliveries failed");
+        tracing::warn!(error = %e, lead_id = lead.id, "enqueueing deliveries failed");
     }
-    Ok(respond(&list, &headers, answer))
+    Ok(respond(&list, &headers, answer(&lead)))
+}
+
+/// The lead as a duplicate of `original`: not qualified, and never dispatched.
+fn mark_duplicate(lead: &mut lead::Model, original: String) {
+    lead.status = LeadStatus::Duplicate;
+    lead.reasons = json!([format!("{DUPLICATE_OF}{original}")]);
+    lead.duplicate_of = Some(original);
+    lead.qualified_at = None;
+}
+
+/// The reason a duplicate gives, before its original's id.
+const DUPLICATE_OF: &str = "duplicate of ";
+
+/// What the inbound webhook answers about a stored lead.
+fn answer(lead: &lead::Model) -> Value {
+    let mut answer = json!({
+        "lead_id": lead.id,
+        "status": match lead.status {
+            LeadStatus::Qualified => "qualified",
+            LeadStatus::Disqualified => "disqualified",
+            LeadStatus::Duplicate => "duplicate",
+        },
+        "reasons": lead.reasons,
+    });
+    if let Some(original) = &lead.duplicate_of {
+        answer["duplicate_of"] = json!(original);
+    }
+    answer
 }
 
 /// 401 unless the list needs no key or `X-API-Key` holds it (compared in constant time).
@@ -467,53 +498,78 @@ fn is_html_form(headers: &HeaderMap) -> bool {
     form && html.is_some_and(|h| json.is_none_or(|j| h < j))
 }
 
-/// The id of the oldest lead of the list within its dedupe window sharing any of `keys`.
-///
-/// On PostgreSQL intake of leads sharing a key (or an `Idempotency-Key`) is serialised
-/// first: transaction-scoped advisory locks on the list's normalised keys, taken in
-/// sorted order so two leads sharing two keys cannot deadlock. `leadrelay_dedupe` (m0013)
-/// takes them and looks each key up on its own index, in one round trip. SQLite runs one
-/// writing transaction at a time: one lookup per key.
-async fn lock_and_find_original(
-    txn: &DatabaseTransaction,
-    list: &list::Model,
-    keys: &[(String, String)],
-    idempotency: Option<&str>,
-    now: DateTime<Utc>,
-) -> ApiResult<Option<String>> {
-    let since = now - chrono::Duration::days(i64::from(list.dedupe_window_days));
-    let key = |field: &str| {
-        keys.iter()
-            .find(|(f, _)| f == field)
-            .map(|(_, value)| value.clone())
-    };
-    if txn.get_database_backend() == DbBackend::Postgres {
+/// Intake's duplicate check of one lead on PostgreSQL: transaction-scoped advisory locks
+/// on the list's normalised keys (and the `Idempotency-Key`), taken in sorted order so two
+/// leads sharing two keys cannot deadlock, then the oldest lead of the list within its
+/// dedupe window sharing the email or the phone. `leadrelay_dedupe` (m0013) does both in
+/// one call. SQLite runs one writing transaction at a time: no locks, one lookup per key.
+struct Dedupe<'a> {
+    list: &'a list::Model,
+    locks: Vec<String>,
+    email: Option<String>,
+    phone: Option<String>,
+    since: DateTime<Utc>,
+}
+
+impl<'a> Dedupe<'a> {
+    fn new(
+        list: &'a list::Model,
+        keys: &[(String, String)],
+        idempotency: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let key = |field: &str| {
+            keys.iter()
+                .find(|(f, _)| f == field)
+                .map(|(_, value)| value.clone())
+        };
         let mut locks: Vec<String> = keys
             .iter()
             .map(|(f, v)| (f.as_str(), v.as_str()))
             .chain(idempotency.map(|k| ("idempotency", k)))
             .map(|(f, v)| format!("{}:{f}:{v}", list.id))
             .collect();
-        if locks.is_empty() {
+        locks.sort_unstable();
+        Dedupe {
+            list,
+            locks,
+            email: key("email"),
+            phone: key("phone"),
+            since: now - chrono::Duration::days(i64::from(list.dedupe_window_days)),
+        }
+    }
+
+    /// `leadrelay_dedupe(…)`: the original's id, or NULL.
+    fn call(&self) -> ApiResult<Expr> {
+        let locks =
+            serde_json::to_string(&self.locks).map_err(|e| ApiError::internal("dedupe keys", e))?;
+        Ok(Func::cust("leadrelay_dedupe")
+            .args([
+                Expr::val(locks).cast_as(Alias::new("jsonb")),
+                Expr::val(self.list.tenant_id.as_str()),
+                Expr::val(self.list.id.as_str()),
+                Expr::val(self.email.clone()),
+                Expr::val(self.phone.clone()),
+                Expr::val(self.since),
+            ])
+            .into())
+    }
+}
+
+/// The id of the oldest lead of the list within its dedupe window sharing a key, after
+/// taking the locks ([`Dedupe`]); inside the transaction that stores the lead.
+async fn lock_and_find_original(
+    txn: &DatabaseTransaction,
+    dedupe: &Dedupe<'_>,
+) -> ApiResult<Option<String>> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        if dedupe.locks.is_empty() {
             return Ok(None);
         }
-        locks.sort_unstable();
-        let row = txn
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT leadrelay_dedupe($1::jsonb, $2, $3, $4, $5, $6) AS original",
-                [
-                    serde_json::to_string(&locks)
-                        .map_err(|e| ApiError::internal("dedupe keys", e))?
-                        .into(),
-                    list.tenant_id.as_str().into(),
-                    list.id.as_str().into(),
-                    key("email").into(),
-                    key("phone").into(),
-                    since.into(),
-                ],
-            ))
-            .await?;
+        let call = Query::select()
+            .expr_as(dedupe.call()?, Alias::new("original"))
+            .to_owned();
+        let row = txn.query_one_raw(DbBackend::Postgres.build(&call)).await?;
         return Ok(match row {
             Some(row) => row.try_get("", "original")?,
             None => None,
@@ -521,17 +577,17 @@ async fn lock_and_find_original(
     }
     let mut oldest: Option<(String, DateTime<Utc>)> = None;
     for (column, value) in [
-        (lead::Column::Email, key("email")),
-        (lead::Column::Phone, key("phone")),
+        (lead::Column::Email, &dedupe.email),
+        (lead::Column::Phone, &dedupe.phone),
     ] {
         let Some(value) = value else { continue };
-        let found: Option<(String, DateTime<Utc>)> = scoped::<lead::Entity>(&list.tenant_id)
+        let found: Option<(String, DateTime<Utc>)> = scoped::<lead::Entity>(&dedupe.list.tenant_id)
             .select_only()
             .column(lead::Column::Id)
             .column(lead::Column::CreatedAt)
-            .filter(lead::Column::ListId.eq(list.id.as_str()))
-            .filter(column.eq(value))
-            .filter(lead::Column::CreatedAt.gte(since))
+            .filter(lead::Column::ListId.eq(dedupe.list.id.as_str()))
+            .filter(column.eq(value.as_str()))
+            .filter(lead::Column::CreatedAt.gte(dedupe.since))
             .filter(lead::Column::IsTest.eq(false))
             .filter(lead::Column::Status.ne(LeadStatus::Duplicate))
             .order_by_asc(lead::Column::CreatedAt)
@@ -545,6 +601,126 @@ async fn lock_and_find_original(
         }
     }
     Ok(oldest.map(|(id, _)| id))
+}
+
+/// Intake on PostgreSQL without an `Idempotency-Key`, in ONE statement (and its implicit
+/// transaction): the duplicate check, then the lead, as a duplicate of the original it
+/// found or as given, then unless it is a duplicate its deliveries to `targets`:
+/// `WITH found AS (SELECT leadrelay_dedupe(…)), lead AS (INSERT INTO leads SELECT … FROM
+/// found RETURNING …), queued AS (INSERT INTO deliveries SELECT … FROM lead WHERE
+/// duplicate_of IS NULL …) SELECT duplicate_of FROM lead`. The function's lookups see a
+/// snapshot taken after its locks, as inside a transaction. Returns the original (the
+/// lead is then stored as [`mark_duplicate`] has it) and the ids of the deliveries.
+async fn insert_unless_duplicate(
+    db: &impl ConnectionTrait,
+    lead: &lead::Model,
+    targets: &[integration::Model],
+    dedupe: &Dedupe<'_>,
+) -> ApiResult<(Option<String>, Vec<String>)> {
+    let (found, stored) = (Alias::new("found"), Alias::new("lead"));
+    let original = Expr::col((found.clone(), Alias::new("original")));
+    let fresh = || original.clone().is_null();
+    let (columns, values): (Vec<_>, Vec<Expr>) = set_columns(lead.clone().into_active_model())
+        .into_iter()
+        .map(|(column, value)| {
+            let value = Expr::val(value);
+            let value = match column {
+                lead::Column::Status => Expr::case(fresh(), value)
+                    .finally(Expr::val(LeadStatus::Duplicate.to_value()))
+                    .into(),
+                lead::Column::Reasons => Expr::case(fresh(), value)
+                    .finally(Func::cust("jsonb_build_array").arg(
+                        Func::cust("concat").args([Expr::val(DUPLICATE_OF), original.clone()]),
+                    ))
+                    .into(),
+                lead::Column::DuplicateOf => original.clone(),
+                lead::Column::QualifiedAt => {
+                    Expr::case(fresh(), value).finally(Expr::null()).into()
+                }
+                _ => value,
+            };
+            (column, value)
+        })
+        .unzip();
+    let mut insert_lead = Query::insert();
+    insert_lead
+        .into_table(lead::Entity)
+        .columns(columns)
+        .select_from(Query::select().exprs(values).from(found.clone()).to_owned())
+        .map_err(|e| ApiError::internal("the lead's insert", e))?
+        .returning(Query::returning().column(lead::Column::DuplicateOf));
+    let mut statement = WithClause::new();
+    statement
+        .cte(
+            CommonTableExpression::new()
+                .query(
+                    Query::select()
+                        .expr_as(dedupe.call()?, Alias::new("original"))
+                        .to_owned(),
+                )
+                .table_name(found)
+                .to_owned(),
+        )
+        .cte(
+            CommonTableExpression::new()
+                .query(insert_lead)
+                .table_name(stored.clone())
+                .to_owned(),
+        );
+    let delivery_ids: Vec<String> = targets.iter().map(|_| new_id("dlv")).collect();
+    let mut rows = targets.iter().zip(&delivery_ids).map(|(target, id)| {
+        let (columns, values): (Vec<_>, Vec<Expr>) = set_columns(delivery_row(lead, target, id))
+            .into_iter()
+            .map(|(column, value)| (column, Expr::val(value)))
+            .unzip();
+        let select = Query::select()
+            .exprs(values)
+            .from(stored.clone())
+            .and_where(Expr::col((stored.clone(), lead::Column::DuplicateOf)).is_null())
+            .to_owned();
+        (columns, select)
+    });
+    if let Some((columns, mut select)) = rows.next() {
+        for (_, other) in rows {
+            select.union(UnionType::All, other);
+        }
+        let mut queued = Query::insert();
+        queued
+            .into_table(delivery::Entity)
+            .columns(columns)
+            .select_from(select)
+            .map_err(|e| ApiError::internal("the deliveries' insert", e))?;
+        statement.cte(
+            CommonTableExpression::new()
+                .query(queued)
+                .table_name(Alias::new("queued"))
+                .to_owned(),
+        );
+    }
+    let statement = statement.query(
+        Query::select()
+            .column((stored.clone(), lead::Column::DuplicateOf))
+            .from(stored)
+            .to_owned(),
+    );
+    let row = db
+        .query_one_raw(DbBackend::Postgres.build(&statement))
+        .await?
+        .ok_or_else(|| ApiError::internal("the lead's insert", "returned no row"))?;
+    let original: Option<String> = row.try_get("", "duplicate_of")?;
+    Ok(match original {
+        Some(original) => (Some(original), Vec::new()),
+        None => (None, delivery_ids),
+    })
+}
+
+/// Every column an active model sets, with its value.
+fn set_columns<A: ActiveModelTrait>(
+    model: A,
+) -> Vec<(<A::Entity as EntityTrait>::Column, sea_orm::Value)> {
+    <A::Entity as EntityTrait>::Column::iter()
+        .filter_map(|column| Some((column, model.get(column).into_value()?)))
+        .collect()
 }
 
 /// The integrations of the list (read with it) that take `lead`: active, or waiting out
@@ -580,7 +756,6 @@ pub async fn insert_lead(
     txn: &DatabaseTransaction,
     lead: &lead::Model,
     targets: &[integration::Model],
-    now: DateTime<Utc>,
 ) -> ApiResult<Vec<String>> {
     let backend = txn.get_database_backend();
     let insert_lead = lead::Entity::insert(lead.clone().into_active_model()).into_query();
@@ -592,25 +767,7 @@ pub async fn insert_lead(
     let rows = targets
         .iter()
         .zip(&delivery_ids)
-        .map(|(target, id)| delivery::ActiveModel {
-            id: Set(id.clone()),
-            tenant_id: Set(lead.tenant_id.clone()),
-            lead_id: Set(lead.id.clone()),
-            list_id: Set(lead.list_id.clone()),
-            integration_id: Set(target.id.clone()),
-            status: Set(DeliveryStatus::Pending),
-            attempt_count: Set(0),
-            next_attempt_at: Set(Some(now)),
-            lease_until: Set(None),
-            last_status_code: Set(None),
-            is_test: Set(lead.is_test),
-            endpoint: Set(Endpoint::Primary),
-            ladder_attempts: Set(0),
-            delivered_at: Set(None),
-            progress: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-        });
+        .map(|(target, id)| delivery_row(lead, target, id));
     let mut deliveries = delivery::Entity::insert_many(rows).into_query();
     if backend == DbBackend::Postgres {
         deliveries.with_cte(
@@ -624,6 +781,35 @@ pub async fn insert_lead(
     }
     txn.execute_raw(backend.build(&deliveries)).await?;
     Ok(delivery_ids)
+}
+
+/// A PENDING delivery of `lead` to `target`, due at once (a test delivery for a test
+/// lead).
+fn delivery_row(
+    lead: &lead::Model,
+    target: &integration::Model,
+    id: &str,
+) -> delivery::ActiveModel {
+    let now = lead.created_at;
+    delivery::ActiveModel {
+        id: Set(id.to_owned()),
+        tenant_id: Set(lead.tenant_id.clone()),
+        lead_id: Set(lead.id.clone()),
+        list_id: Set(lead.list_id.clone()),
+        integration_id: Set(target.id.clone()),
+        status: Set(DeliveryStatus::Pending),
+        attempt_count: Set(0),
+        next_attempt_at: Set(Some(now)),
+        lease_until: Set(None),
+        last_status_code: Set(None),
+        is_test: Set(lead.is_test),
+        endpoint: Set(Endpoint::Primary),
+        ladder_attempts: Set(0),
+        delivered_at: Set(None),
+        progress: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ impl TestLeadMutation {
             ..sample
         };
         let txn = app.db.begin().await?;
-        let ids = intake::insert_lead(&txn, &lead, &[integration], lead.created_at).await?;
+        let ids = intake::insert_lead(&txn, &lead, &[integration]).await?;
         let row = delivery::Entity::find_by_id(ids[0].as_str())
             .one(&txn)
             .await?

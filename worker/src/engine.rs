@@ -94,7 +94,12 @@ impl Drop for Claimed<'_> {
 
 /// A row claimed by this process, with its integration as read under the claim's lock,
 /// and its lead and list: all an attempt reads, from the claim's own round trip.
-type Won = Box<(delivery::Model, integration::Model, lead::Model, list::Model)>;
+type Won = Box<(
+    delivery::Model,
+    integration::Model,
+    lead::Model,
+    list::Model,
+)>;
 
 /// One attempt as the ledger records it.
 #[derive(Clone, Copy)]

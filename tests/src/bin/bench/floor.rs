@@ -1,5 +1,5 @@
-//! The database floor: the statements the product runs per lead (intake, claim, load,
-//! settle with its hand-off; copied from `api/src/intake.rs` and `worker/src/engine.rs`), run by a minimal
+//! The database floor: the statements the product runs per lead (intake, claim, settle
+//! with its hand-off; copied from `api/src/intake.rs` and `worker/src/engine.rs`), run by a minimal
 //! loop with the api's and the worker's pool sizes and as many tasks as the api's pool. No HTTP, no Redis: what
 //! PostgreSQL on this machine allows, to compare the end-to-end rate with.
 
@@ -66,11 +66,11 @@ async fn fixture(pool: &PgPool, max_in_flight: u32) -> Result<Fixture> {
     Ok(f)
 }
 
-/// Intake: find the list with its integrations, then in one transaction the duplicate
-/// check (`leadrelay_dedupe`: the advisory locks on the lead's email and phone, then the
-/// lookup of both, as a list's default rules have it) and the lead with its delivery in
-/// one statement.
-async fn intake(pool: &PgPool, f: &Fixture, i: u64) -> Result<(String, String)> {
+/// Intake: find the list with its integrations, then in one statement the duplicate check
+/// (`leadrelay_dedupe`: the advisory locks on the lead's email and phone, then the lookup
+/// of both, as a list's default rules have it), the lead (a duplicate if it found one)
+/// and, unless it is a duplicate, its delivery.
+async fn intake(pool: &PgPool, f: &Fixture, i: u64) -> Result<String> {
     let now = now();
     let (lead, delivery) = (new_id("lead"), new_id("dlv"));
     query(
@@ -80,7 +80,6 @@ async fn intake(pool: &PgPool, f: &Fixture, i: u64) -> Result<(String, String)> 
     .bind(&f.token)
     .fetch_all(pool)
     .await?;
-    let mut tx = pool.begin().await?;
     let email = format!("lead{i}@example.com");
     let phone = format!("+55119{:08}", i % 100_000_000);
     let mut keys = [
@@ -88,25 +87,24 @@ async fn intake(pool: &PgPool, f: &Fixture, i: u64) -> Result<(String, String)> 
         format!("{}:phone:{phone}", f.list),
     ];
     keys.sort_unstable();
-    query("SELECT leadrelay_dedupe($1::jsonb, $2, $3, $4, $5, $6)")
-        .bind(serde_json::to_string(&keys)?)
-        .bind(&f.tenant)
-        .bind(&f.list)
-        .bind(&email)
-        .bind(&phone)
-        .bind(now - chrono::Duration::days(30))
-        .fetch_one(&mut *tx)
-        .await?;
-    query(
-        "WITH lead AS (INSERT INTO leads (id, tenant_id, list_id, email, name, phone, company, \
-         custom_fields, verifications, score, status, is_test, source_ip, raw_body, created_at, \
-         qualified_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, NULL, CAST($7 AS json), CAST($8 AS json), NULL, 'QUALIFIED', \
-         false, '127.0.0.1', $9, $10, $10)) \
-         INSERT INTO deliveries (id, tenant_id, lead_id, list_id, integration_id, status, \
-         attempt_count, next_attempt_at, lease_until, last_status_code, is_test, endpoint, \
-         ladder_attempts, delivered_at, created_at, updated_at) \
-         VALUES ($11, $2, $1, $3, $12, 'PENDING', 0, $10, NULL, NULL, false, 'PRIMARY', 0, NULL, $10, $10)",
+    let original: Option<String> = query(
+        "WITH found AS (SELECT leadrelay_dedupe(CAST($13 AS jsonb), $2, $3, $4, $6, $14) \
+         AS original), \
+         lead AS (INSERT INTO leads (id, tenant_id, list_id, email, name, phone, company, \
+         custom_fields, verifications, score, status, reasons, duplicate_of, is_test, \
+         source_ip, raw_body, created_at, qualified_at) \
+         SELECT $1, $2, $3, $4, $5, $6, NULL, CAST($7 AS json), CAST($8 AS json), NULL, \
+         CASE WHEN original IS NULL THEN 'QUALIFIED' ELSE 'DUPLICATE' END, \
+         CASE WHEN original IS NULL THEN CAST('[]' AS jsonb) \
+         ELSE jsonb_build_array(concat('duplicate of ', original)) END, original, \
+         false, '127.0.0.1', $9, $10, CASE WHEN original IS NULL THEN $10 END FROM found \
+         RETURNING duplicate_of), \
+         queued AS (INSERT INTO deliveries (id, tenant_id, lead_id, list_id, integration_id, \
+         status, attempt_count, next_attempt_at, lease_until, last_status_code, is_test, \
+         endpoint, ladder_attempts, delivered_at, created_at, updated_at) \
+         SELECT $11, $2, $1, $3, $12, 'PENDING', 0, $10, NULL, NULL, false, 'PRIMARY', 0, \
+         NULL, $10, $10 FROM lead WHERE duplicate_of IS NULL) \
+         SELECT duplicate_of FROM lead",
     )
     .bind(&lead)
     .bind(&f.tenant)
@@ -120,14 +118,29 @@ async fn intake(pool: &PgPool, f: &Fixture, i: u64) -> Result<(String, String)> 
     .bind(now)
     .bind(&delivery)
     .bind(&f.integration)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok((lead, delivery))
+    .bind(serde_json::to_string(&keys)?)
+    .bind(now - chrono::Duration::days(30))
+    .fetch_one(pool)
+    .await?
+    .try_get("duplicate_of")?;
+    ensure!(
+        original.is_none(),
+        "the floor's lead {i} was taken for a duplicate"
+    );
+    Ok(delivery)
+}
+
+/// The joins of the engine's `with_context`: a taken row comes with its integration, its
+/// lead and its list.
+macro_rules! context {
+    () => {
+        "LEFT JOIN integrations AS i ON d.integration_id = i.id \
+         LEFT JOIN leads AS l ON l.id = d.lead_id LEFT JOIN lists AS s ON s.id = d.list_id"
+    };
 }
 
 /// Claim: read the row, then take a slot for it with the engine's `take_slot` on
-/// PostgreSQL: one call of `leadrelay_take`, joined to the integration it returns.
+/// PostgreSQL: one call of `leadrelay_take`, joined to what an attempt reads.
 async fn claim(ledger: &PgPool, f: &Fixture, delivery: &str) -> Result<DateTime<Utc>> {
     let now = now();
     let row = query("SELECT * FROM deliveries WHERE id = $1")
@@ -135,10 +148,10 @@ async fn claim(ledger: &PgPool, f: &Fixture, delivery: &str) -> Result<DateTime<
         .fetch_one(ledger)
         .await?;
     let updated_at: DateTime<Utc> = row.try_get("updated_at")?;
-    let taken = query(
-        "SELECT * FROM leadrelay_take($1, $2, $3, $4, $5, $6) AS d \
-         LEFT JOIN integrations AS i ON d.integration_id = i.id",
-    )
+    let taken = query(concat!(
+        "SELECT * FROM leadrelay_take($1, $2, $3, $4, $5, $6) AS d ",
+        context!()
+    ))
     .bind(&f.integration)
     .bind(delivery)
     .bind("PENDING")
@@ -149,16 +162,6 @@ async fn claim(ledger: &PgPool, f: &Fixture, delivery: &str) -> Result<DateTime<
     .await?;
     ensure!(taken.is_some(), "the floor lost a claim");
     Ok(now)
-}
-
-/// Load: the lead with its list, outside a transaction. (The integration's headers are
-/// read once per version of the integration, not per lead.)
-async fn load(pool: &PgPool, lead: &str) -> Result<()> {
-    query("SELECT * FROM leads AS l LEFT JOIN lists AS s ON l.list_id = s.id WHERE l.id = $1")
-        .bind(lead)
-        .fetch_one(pool)
-        .await?;
-    Ok(())
 }
 
 /// Settle: the row DELIVERED, the attempt and the hand-off of the freed slot to the
@@ -173,7 +176,7 @@ async fn settle(
     claimed_at: DateTime<Utc>,
 ) -> Result<()> {
     let now = now();
-    let recorded = query(
+    let recorded = query(concat!(
         "WITH settled AS (UPDATE deliveries SET status = 'DELIVERED', endpoint = 'PRIMARY', \
          ladder_attempts = 1, next_attempt_at = NULL, attempt_count = 1, lease_until = NULL, \
          last_status_code = 200, delivered_at = $1, updated_at = $1 \
@@ -186,8 +189,9 @@ async fn settle(
          '{\"ok\":true}', 1, NULL, NULL, $1 FROM settled) \
          SELECT * FROM (SELECT swapped.* FROM settled LEFT JOIN LATERAL \
          (SELECT * FROM leadrelay_swap(settled.id, settled.integration_id, $1, $7)) AS swapped \
-         ON TRUE) AS d LEFT JOIN integrations AS i ON d.integration_id = i.id",
-    )
+         ON TRUE) AS d ",
+        context!()
+    ))
     .bind(now)
     .bind(delivery)
     .bind(claimed_at)
@@ -209,9 +213,8 @@ struct Pools {
 }
 
 async fn one_lead(pools: &Pools, f: &Fixture, i: u64) -> Result<()> {
-    let (lead, delivery) = intake(&pools.api, f, i).await?;
+    let delivery = intake(&pools.api, f, i).await?;
     let claimed_at = claim(&pools.ledger, f, &delivery).await?;
-    load(&pools.ledger, &lead).await?;
     settle(&pools.ledger, f, &delivery, claimed_at).await
 }
 

@@ -453,11 +453,15 @@ async fn health_is_tracked_and_auto_pause_stops_a_failing_integration() {
             .remove(0);
         app.wait_for_delivery(&owner, &id, "FAILED").await;
     }
-    let paused = app
-        .gql_ok(&owner.token, health, json!({ "id": integration }))
-        .await["integration"]
-        .clone();
-    assert_eq!(paused["active"], false);
+    // The pause follows the second failure's record, in statements of its own.
+    let paused = leadrelay_tests::eventually("the pause", Duration::from_secs(10), || async {
+        let integration = app
+            .gql_ok(&owner.token, health, json!({ "id": integration }))
+            .await["integration"]
+            .clone();
+        (integration["active"] == false).then_some(integration)
+    })
+    .await;
     assert_eq!(paused["health"]["consecutiveFailures"], 2);
     assert!(paused["health"]["lastFailureAt"].is_string());
     assert!(

@@ -26,12 +26,12 @@ use chrono::{DateTime, Utc};
 use leadrelay_entity::{
     DeliveryStatus, Endpoint, LeadStatus, delivery, idempotency_key, integration, lead, list,
 };
-use leadrelay_worker::{ids::new_id, payload, request};
+use leadrelay_worker::{db::set_values, ids::new_id, payload, request};
 use sea_orm::{
-    ActiveEnum, ActiveModelTrait,
+    ActiveEnum,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel,
-    Iterable, QueryFilter, QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{
         Alias, CommonTableExpression, Expr, ExprTrait, Func, Query, UnionType, WithClause,
     },
@@ -620,28 +620,26 @@ async fn insert_unless_duplicate(
     let (found, stored) = (Alias::new("found"), Alias::new("lead"));
     let original = Expr::col((found.clone(), Alias::new("original")));
     let fresh = || original.clone().is_null();
-    let (columns, values): (Vec<_>, Vec<Expr>) = set_columns(lead.clone().into_active_model())
-        .into_iter()
-        .map(|(column, value)| {
-            let value = Expr::val(value);
-            let value = match column {
-                lead::Column::Status => Expr::case(fresh(), value)
-                    .finally(Expr::val(LeadStatus::Duplicate.to_value()))
-                    .into(),
-                lead::Column::Reasons => Expr::case(fresh(), value)
+    let (columns, values) = set_values(&lead.clone().into_active_model());
+    let values: Vec<Expr> = columns
+        .iter()
+        .zip(values)
+        .map(|(column, value)| match column {
+            lead::Column::Status => Expr::case(fresh(), value)
+                .finally(Expr::val(LeadStatus::Duplicate.to_value()))
+                .into(),
+            lead::Column::Reasons => {
+                Expr::case(fresh(), value)
                     .finally(Func::cust("jsonb_build_array").arg(
                         Func::cust("concat").args([Expr::val(DUPLICATE_OF), original.clone()]),
                     ))
-                    .into(),
-                lead::Column::DuplicateOf => original.clone(),
-                lead::Column::QualifiedAt => {
-                    Expr::case(fresh(), value).finally(Expr::null()).into()
-                }
-                _ => value,
-            };
-            (column, value)
+                    .into()
+            }
+            lead::Column::DuplicateOf => original.clone(),
+            lead::Column::QualifiedAt => Expr::case(fresh(), value).finally(Expr::null()).into(),
+            _ => value,
         })
-        .unzip();
+        .collect();
     let mut insert_lead = Query::insert();
     insert_lead
         .into_table(lead::Entity)
@@ -669,10 +667,7 @@ async fn insert_unless_duplicate(
         );
     let delivery_ids: Vec<String> = targets.iter().map(|_| new_id("dlv")).collect();
     let mut rows = targets.iter().zip(&delivery_ids).map(|(target, id)| {
-        let (columns, values): (Vec<_>, Vec<Expr>) = set_columns(delivery_row(lead, target, id))
-            .into_iter()
-            .map(|(column, value)| (column, Expr::val(value)))
-            .unzip();
+        let (columns, values) = set_values(&delivery_row(lead, target, id));
         let select = Query::select()
             .exprs(values)
             .from(stored.clone())
@@ -714,15 +709,6 @@ async fn insert_unless_duplicate(
     })
 }
 
-/// Every column an active model sets, with its value.
-fn set_columns<A: ActiveModelTrait>(
-    model: A,
-) -> Vec<(<A::Entity as EntityTrait>::Column, sea_orm::Value)> {
-    <A::Entity as EntityTrait>::Column::iter()
-        .filter_map(|column| Some((column, model.get(column).into_value()?)))
-        .collect()
-}
-
 /// The integrations of the list (read with it) that take `lead`: active, or waiting out
 /// an automatic pause, and passing their dispatch filter. A lead none takes is stored and
 /// visible, and goes nowhere.
@@ -750,36 +736,27 @@ fn dispatch_targets(
 }
 
 /// Inserts `lead` and one PENDING delivery of it to each of `targets` (a test delivery
-/// for a test lead); returns their ids. On PostgreSQL that is one statement (`WITH lead
-/// AS (INSERT …) INSERT INTO deliveries …`); SQLite (no INSERT inside WITH) takes two.
+/// for a test lead) in `txn`; returns their ids. For test leads, leads with an
+/// `Idempotency-Key` and SQLite: intake's own path on PostgreSQL is
+/// [`insert_unless_duplicate`], one statement.
 pub async fn insert_lead(
     txn: &DatabaseTransaction,
     lead: &lead::Model,
     targets: &[integration::Model],
 ) -> ApiResult<Vec<String>> {
-    let backend = txn.get_database_backend();
-    let insert_lead = lead::Entity::insert(lead.clone().into_active_model()).into_query();
+    lead::Entity::insert(lead.clone().into_active_model())
+        .exec_without_returning(txn)
+        .await?;
     let delivery_ids: Vec<String> = targets.iter().map(|_| new_id("dlv")).collect();
-    if targets.is_empty() {
-        txn.execute_raw(backend.build(&insert_lead)).await?;
-        return Ok(delivery_ids);
+    if !targets.is_empty() {
+        let rows = targets
+            .iter()
+            .zip(&delivery_ids)
+            .map(|(target, id)| delivery_row(lead, target, id));
+        delivery::Entity::insert_many(rows)
+            .exec_without_returning(txn)
+            .await?;
     }
-    let rows = targets
-        .iter()
-        .zip(&delivery_ids)
-        .map(|(target, id)| delivery_row(lead, target, id));
-    let mut deliveries = delivery::Entity::insert_many(rows).into_query();
-    if backend == DbBackend::Postgres {
-        deliveries.with_cte(
-            CommonTableExpression::new()
-                .query(insert_lead)
-                .table_name(Alias::new("lead"))
-                .to_owned(),
-        );
-    } else {
-        txn.execute_raw(backend.build(&insert_lead)).await?;
-    }
-    txn.execute_raw(backend.build(&deliveries)).await?;
     Ok(delivery_ids)
 }
 

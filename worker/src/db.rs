@@ -1,7 +1,21 @@
-//! Opening the ledger database: SQLite (embedded) or PostgreSQL.
+//! Opening the ledger database: SQLite (embedded) or PostgreSQL, and the parts of the
+//! statements sea-orm does not build from a model.
 
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    ActiveModelTrait, ConnectOptions, Database, DatabaseConnection, DbErr, EntityTrait, Iterable,
+    sea_query::Expr,
+};
 use std::time::Duration;
+
+/// The columns an active model sets and their values: the parts of an `INSERT … SELECT`,
+/// which sea-orm builds from a model only as `INSERT … VALUES`.
+pub fn set_values<A: ActiveModelTrait>(
+    model: &A,
+) -> (Vec<<A::Entity as EntityTrait>::Column>, Vec<Expr>) {
+    <A::Entity as EntityTrait>::Column::iter()
+        .filter_map(|column| Some((column, Expr::val(model.get(column).into_value()?))))
+        .unzip()
+}
 
 /// Connects to `url`. SQLite runs in WAL mode with a busy timeout, on one connection so
 /// writers never contend; PostgreSQL gets a pool of `pool_size` connections.

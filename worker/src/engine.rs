@@ -4,6 +4,7 @@
 
 use crate::{
     config::DeliverySettings,
+    db,
     error::Error,
     events::{DeliveryEvent, EventBus, IntegrationEvent},
     ids::new_id,
@@ -22,7 +23,6 @@ use leadrelay_entity::{
 };
 use moka::future::Cache;
 use sea_orm::{
-    ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait,
     FromQueryResult, IdenStatic, Iterable, PaginatorTrait, QueryFilter, QueryOrder, QueryResult,
@@ -782,9 +782,7 @@ impl Engine {
         now: DateTime<Utc>,
         hand_off: bool,
     ) -> Result<Recorded, Error> {
-        let (columns, values): (Vec<_>, Vec<Expr>) = delivery_attempt::Column::iter()
-            .filter_map(|column| Some((column, Expr::val(attempt.get(column).into_value()?))))
-            .unzip();
+        let (columns, values) = db::set_values(&attempt);
         let mut insert = Query::insert();
         insert.into_table(delivery_attempt::Entity).columns(columns);
         let backend = self.db.get_database_backend();

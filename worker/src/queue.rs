@@ -451,6 +451,25 @@ mod tests {
     #[derive(Default)]
     struct Wakes(AtomicUsize);
 
+    impl Wakes {
+        fn count(&self) -> usize {
+            self.0.load(Ordering::SeqCst)
+        }
+
+        /// Waits (deadline 2 s) until the waker has been woken `n` times in all.
+        async fn reach(&self, n: usize) {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            while self.count() < n {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no wake-up {n} within 2 s (woken {})",
+                    self.count()
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    }
+
     impl Wake for Wakes {
         fn wake(self: Arc<Self>) {
             self.0.fetch_add(1, Ordering::SeqCst);
@@ -481,20 +500,12 @@ mod tests {
         }
 
         fn woken(&self) -> usize {
-            self.wakes.0.load(Ordering::SeqCst)
+            self.wakes.count()
         }
 
         /// Waits (deadline 2 s) until the tick has woken the worker `n` times in all.
         async fn woken_by(&self, n: usize) {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-            while self.woken() < n {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "no wake-up {n} within 2 s of a 5 ms tick (woken {})",
-                    self.woken()
-                );
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
+            self.wakes.reach(n).await;
         }
     }
 
@@ -595,8 +606,8 @@ mod tests {
             assert!(!poll(&mut gated));
         }
         assert_eq!(gated.backend.polls, 0);
-        // The tick: one fetch, in flight.
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        // The tick wakes the worker: one fetch, in flight.
+        wakes.reach(1).await;
         assert!(!poll(&mut gated));
         assert_eq!(gated.backend.polls, 1);
         assert!(
@@ -605,9 +616,9 @@ mod tests {
         );
         assert_eq!(gated.backend.polls, 1);
         // The fetch answers: it wakes the worker through the backend's waker.
-        let woken = wakes.0.load(Ordering::SeqCst);
+        let woken = wakes.count();
         gated.backend.waker.take().unwrap().wake();
-        assert_eq!(wakes.0.load(Ordering::SeqCst), woken + 1);
+        assert_eq!(wakes.count(), woken + 1);
         assert!(poll(&mut gated), "the fetched job");
         assert!(poll(&mut gated), "the batch's next job, at once");
         assert!(!poll(&mut gated), "the batch is done");

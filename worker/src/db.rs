@@ -2,10 +2,10 @@
 //! statements sea-orm does not build from a model.
 
 use sea_orm::{
-    ActiveModelTrait, ConnectOptions, Database, DatabaseConnection, DbErr, EntityTrait, Iterable,
-    sea_query::Expr,
+    ActiveModelTrait, ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DbErr,
+    EntityTrait, Iterable, RuntimeErr, sea_query::Expr,
 };
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 /// The columns an active model sets and their values: the parts of an `INSERT … SELECT`,
 /// which sea-orm builds from a model only as `INSERT … VALUES`.
@@ -18,9 +18,12 @@ pub fn set_values<A: ActiveModelTrait>(
 }
 
 /// Connects to `url`. SQLite runs in WAL mode with a busy timeout, on one connection so
-/// writers never contend; PostgreSQL gets a pool of `pool_size` connections.
+/// writers never contend; PostgreSQL gets a pool of `pool_size` connections, all opened
+/// at once and kept open. A connection is pinged before use only after 30 s idle (a
+/// server restart or a proxy may have dropped it): a ping on every use was one more
+/// round trip per statement.
 pub async fn connect(url: &str, pool_size: u32) -> Result<DatabaseConnection, DbErr> {
-    Database::connect(options(url, pool_size)).await
+    open(options(url, pool_size), pool_size).await
 }
 
 /// Connects the delivery engine to PostgreSQL at `url`: like [`connect`], but its
@@ -33,7 +36,21 @@ pub async fn connect(url: &str, pool_size: u32) -> Result<DatabaseConnection, Db
 pub async fn connect_engine(url: &str, pool_size: u32) -> Result<DatabaseConnection, DbErr> {
     let mut options = options(url, pool_size);
     options.map_sqlx_postgres_opts(|o| o.options([("synchronous_commit", "off")]));
-    Database::connect(options).await
+    open(options, pool_size).await
+}
+
+/// Connects, then opens every connection of a PostgreSQL pool before returning, so the
+/// first leads after a start do not wait for connections to open.
+async fn open(options: ConnectOptions, pool_size: u32) -> Result<DatabaseConnection, DbErr> {
+    let db = Database::connect(options).await?;
+    if db.get_database_backend() == DatabaseBackend::Postgres {
+        let pool = db.get_postgres_connection_pool();
+        let opened = futures::future::try_join_all((0..pool_size).map(|_| pool.acquire()))
+            .await
+            .map_err(|e| DbErr::Conn(RuntimeErr::SqlxError(Arc::new(e))))?;
+        drop(opened);
+    }
+    Ok(db)
 }
 
 fn options(url: &str, pool_size: u32) -> ConnectOptions {
@@ -51,7 +68,10 @@ fn options(url: &str, pool_size: u32) -> ConnectOptions {
                 .foreign_keys(true)
         });
     } else {
-        options.max_connections(pool_size).min_connections(1);
+        options
+            .max_connections(pool_size)
+            .min_connections(pool_size)
+            .test_before_acquire_if_idle_for(Duration::from_secs(30));
     }
     options
 }

@@ -6,13 +6,15 @@
 use serde_json::Value;
 use std::process::Command;
 
-/// Runs `bench {args}` with one run, a small floor and small pools; returns its JSON.
+/// Runs `bench {args}` with one run, a small floor, a short warm-up and small pools;
+/// returns its JSON.
 fn bench(args: &[&str]) -> Value {
     let dir = tempfile::tempdir().expect("temp dir");
     let json = dir.path().join("bench.json");
     let output = Command::new(env!("CARGO_BIN_EXE_bench"))
         .args(args)
         .args(["--runs", "1", "--floor-leads", "200", "--concurrency", "8"])
+        .args(["--warm-up", "20"])
         .args([
             "--api-pool",
             "4",
@@ -86,9 +88,40 @@ fn throughput_delivers_every_lead() {
 }
 
 #[test]
-fn latency_posts_at_a_fixed_rate() {
-    let report = bench(&["latency", "--rate", "100", "--duration", "2"]);
+fn latency_posts_at_a_fixed_rate_and_traces_each_measured_lead() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let trace = dir.path().join("trace.csv");
+    let trace_arg = trace.display().to_string();
+    let report = bench(&[
+        "latency",
+        "--rate",
+        "100",
+        "--duration",
+        "2",
+        "--trace",
+        &trace_arg,
+    ]);
     assert_delivered_all(&report, 200.0);
+    // One line per measured lead (the warm-up's are not measured): its path, when it was
+    // sent, its intake and its end-to-end time.
+    let text = std::fs::read_to_string(&trace).expect("the trace");
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(lines.len(), 200, "{text}");
+    for line in &lines {
+        assert_eq!(line[0], "/ok", "{line:?}");
+        for field in &line[1..] {
+            let ms: f64 = field.parse().unwrap_or_else(|_| panic!("{line:?}"));
+            assert!(ms >= 0.0, "{line:?}");
+        }
+    }
+    let last_sent: f64 = lines
+        .iter()
+        .map(|l| l[1].parse::<f64>().unwrap())
+        .fold(0.0, f64::max);
+    assert!(
+        (1_500.0..3_000.0).contains(&last_sent),
+        "200 leads at 100/s are sent over about 2 s: {last_sent}"
+    );
 }
 
 #[test]

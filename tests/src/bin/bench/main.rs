@@ -124,6 +124,16 @@ pub struct Options {
     /// Leads per floor run (the floor runs three times per invocation).
     #[arg(long, global = true, default_value_t = 5000)]
     pub floor_leads: u64,
+    /// Leads posted to a tenant of their own, as fast as `--concurrency` allows, before a
+    /// throughput, latency, fanout or noisy-neighbour run is measured, so the fresh stack's
+    /// connections, prepared statements and caches are in use; 0 measures from a cold
+    /// start.
+    #[arg(long, global = true, default_value_t = 500)]
+    pub warm_up: u64,
+    /// Append one CSV line per measured lead to this file: path, ms from the run's first
+    /// POST to this one's, intake ms, e2e ms (empty when it never arrived).
+    #[arg(long, global = true)]
+    pub trace: Option<PathBuf>,
     /// Use the api and worker binaries next to this one as they are, without `cargo build`
     /// (the test command has built them).
     #[arg(long, global = true)]

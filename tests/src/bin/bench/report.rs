@@ -6,7 +6,12 @@ use anyhow::{Context, Result};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value, json};
-use std::{collections::BTreeMap, io::IsTerminal, time::Instant};
+use std::{
+    collections::BTreeMap,
+    io::{IsTerminal, Write},
+    path::Path,
+    time::Instant,
+};
 
 /// Named figures of one run; a dot nests in JSON (`e2e_ms.p99` → `{"e2e_ms": {"p99"…}}`).
 pub type Figures = BTreeMap<&'static str, f64>;
@@ -70,6 +75,37 @@ fn per_s(count: u64, from: Instant, to: Option<Instant>) -> f64 {
         Some(secs) if secs > 0.0 => count as f64 / secs,
         _ => 0.0,
     }
+}
+
+/// Appends each accepted lead of `sent` to `file` as CSV: path, ms from the first POST to
+/// this one's, intake ms, e2e ms (empty when it did not arrive), one line per path.
+pub fn trace(file: &Path, sent: &[Sent], receiver: &Receiver, paths: &[String]) -> Result<()> {
+    let mut out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .with_context(|| format!("opening {}", file.display()))?;
+    let Some(first) = sent.iter().map(|s| s.at).min() else {
+        return Ok(());
+    };
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    for path in paths {
+        let arrivals = receiver.arrivals(path);
+        for s in sent {
+            let Ok(lead_id) = &s.lead_id else { continue };
+            let e2e = arrivals
+                .get(lead_id)
+                .map(|at| format!("{:.3}", ms(at.duration_since(s.at))))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "{path},{:.3},{:.3},{e2e}",
+                ms(s.at.duration_since(first)),
+                ms(s.intake)
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// The figures of a run, taken when the drain ended: every accepted lead should have

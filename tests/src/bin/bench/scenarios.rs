@@ -172,6 +172,35 @@ async fn tenant_with(
     Ok((tenant, list, integrations))
 }
 
+/// Posts `--warm-up` leads to a tenant of their own as fast as the load's connections
+/// allow, and waits for them to arrive: a fresh stack opens connections, prepares
+/// statements and fills caches on its first leads, which would otherwise be the measured
+/// run's slowest (about 100 ms for the first 150 ms of a fixed-rate run).
+async fn warm_up(
+    stack: &Stack,
+    receiver: &Receiver,
+    http: &reqwest::Client,
+    options: &Options,
+) -> Result<()> {
+    if options.warm_up == 0 {
+        return Ok(());
+    }
+    let warm = paths(&["/ok/warm-up"]);
+    let (_, list, _) = tenant_with(stack, receiver, &warm, options, TIMEOUT_MS).await?;
+    let pace = Pace::Fastest {
+        leads: options.warm_up,
+        concurrency: options.concurrency,
+    };
+    let bar = report::bar(options.warm_up, "warm-up");
+    let sent = load::run(http, &list.inbound_url, &tag(), pace, &bar).await;
+    let accepted = sent.iter().filter(|s| s.lead_id.is_ok()).count() as u64;
+    let timeout = Duration::from_secs(options.drain_timeout);
+    receiver
+        .drain(&warm, accepted, timeout, &report::bar(accepted, "warmed"))
+        .await;
+    Ok(())
+}
+
 /// Posts leads to `list` at `pace`, waits until each arrived on every path (or the drain
 /// deadline), and measures.
 async fn deliver(
@@ -194,6 +223,11 @@ async fn deliver(
             &drain,
         )
         .await;
+    if let Some(file) = &options.trace
+        && let Err(e) = report::trace(file, &sent, receiver, paths)
+    {
+        eprintln!("bench: {e:#}");
+    }
     report::measure(&sent, receiver, paths)
 }
 
@@ -212,6 +246,7 @@ async fn steady(
     on_stack(bins, options, setup, async |stack, receiver| {
         let (_, list, _) = tenant_with(stack, receiver, paths, options, TIMEOUT_MS).await?;
         let http = load::client(options.concurrency)?;
+        warm_up(stack, receiver, &http, options).await?;
         let posting = report::bar(pace.leads(), "posted");
         let before = cpu::busy_ms();
         let mut figures = deliver(&http, receiver, &list, paths, pace, options, posting).await;
@@ -252,6 +287,7 @@ async fn noisy_neighbour(bins: &Binaries, options: &Options, pace: Pace) -> Resu
         .await?;
         let (_, b_list, _) = tenant_with(stack, receiver, &b_paths, options, TIMEOUT_MS).await?;
         let http = load::client(options.concurrency)?;
+        warm_up(stack, receiver, &http, options).await?;
         let posting = report::bar(pace.leads(), "B posted");
         let (a_tag, a_bar) = (tag(), ProgressBar::hidden());
         let (mut b, a) = tokio::join!(

@@ -156,13 +156,13 @@ pub async fn serve(
                 .await
                 .context("LEADRELAY_REDIS_URL: cannot connect")?;
             let events = EventBus::redis(conn.clone(), &settings.redis_prefix);
-            tokio::spawn(events.clone().relay_from_redis(client));
+            tokio::spawn(events.clone().relay_from_redis(client.clone()));
             let queue = Queue::redis(
                 conn.clone(),
                 &settings.redis_prefix,
                 settings.worker_concurrency,
             );
-            (queue, events, Some(conn), None)
+            (queue, events, Some((conn, client)), None)
         }
         None => {
             let (queue, jobs) = Queue::local();
@@ -193,9 +193,10 @@ pub async fn serve(
         let concurrency = settings.worker_concurrency;
         if let Some(jobs) = local_jobs {
             tokio::spawn(queue::run_local(engine.clone(), jobs, concurrency));
-        } else if let Some(conn) = &redis {
-            let (engine, conn, prefix, name) = (
+        } else if let Some((conn, client)) = &redis {
+            let (engine, client, conn, prefix, name) = (
                 engine.clone(),
+                client.clone(),
                 conn.clone(),
                 settings.redis_prefix.clone(),
                 name.clone(),
@@ -203,7 +204,8 @@ pub async fn serve(
             let stopped = stop.subscribe();
             tokio::spawn(async move {
                 if let Err(e) =
-                    queue::run_redis(engine, conn, prefix, concurrency, &name, stopped).await
+                    queue::run_redis(engine, client, conn, prefix, concurrency, &name, stopped)
+                        .await
                 {
                     tracing::error!(error = %e, "embedded worker stopped");
                 }
@@ -218,7 +220,7 @@ pub async fn serve(
         db,
         queue,
         events,
-        redis,
+        redis: redis.map(|(conn, _)| conn),
         jwt,
         targets: TargetPolicy::from(&settings),
         public_url: config.effective_public_url(),

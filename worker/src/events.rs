@@ -149,28 +149,42 @@ impl EventBus {
         let Some((_, prefix)) = &self.redis else {
             return;
         };
-        let pattern = format!("{prefix}:events:*");
-        loop {
-            match client.get_async_pubsub().await {
-                Ok(mut pubsub) => match pubsub.psubscribe(&pattern).await {
-                    Ok(()) => {
-                        let mut messages = pubsub.on_message();
-                        while let Some(msg) = messages.next().await {
-                            let payload: String = match msg.get_payload() {
-                                Ok(p) => p,
-                                Err(_) => continue,
-                            };
-                            if let Ok(event) = serde_json::from_str::<Event>(&payload) {
-                                let _ = self.local.send(event);
-                            }
-                        }
-                        tracing::warn!("redis event subscription ended; reconnecting");
-                    }
-                    Err(e) => tracing::warn!(error = %e, "subscribing to delivery events"),
-                },
-                Err(e) => tracing::warn!(error = %e, "connecting to redis for delivery events"),
+        let (pattern, local) = (format!("{prefix}:events:*"), self.local.clone());
+        subscribe_forever(client, pattern, "delivery events", move |msg| {
+            let Ok(payload) = msg.get_payload::<String>() else {
+                return;
+            };
+            if let Ok(event) = serde_json::from_str::<Event>(&payload) {
+                let _ = local.send(event);
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+        })
+        .await;
+    }
+}
+
+/// Calls `each` with every message of the Redis channels matching `pattern` (a glob),
+/// resubscribing half a second after the connection drops; runs until the task ends.
+/// `what` names the subscription in the logs.
+pub async fn subscribe_forever(
+    client: redis::Client,
+    pattern: String,
+    what: &'static str,
+    mut each: impl FnMut(redis::Msg) + Send,
+) {
+    loop {
+        match client.get_async_pubsub().await {
+            Ok(mut pubsub) => match pubsub.psubscribe(&pattern).await {
+                Ok(()) => {
+                    let mut messages = pubsub.on_message();
+                    while let Some(msg) = messages.next().await {
+                        each(msg);
+                    }
+                    tracing::warn!(what, "redis subscription ended; resubscribing");
+                }
+                Err(e) => tracing::warn!(error = %e, what, "subscribing on redis"),
+            },
+            Err(e) => tracing::warn!(error = %e, what, "connecting to redis to subscribe"),
         }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

@@ -9,6 +9,7 @@ use apalis_core::backend::{
     ext::poll_strategy::{PollSnapshot, PollStrategy},
 };
 use apalis_redis::{Config as RedisQueueConfig, RedisStorage};
+use futures::{TryFutureExt, task::AtomicWaker};
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use std::{
@@ -33,14 +34,18 @@ pub struct DeliverLead {
 /// Where jobs are pushed.
 #[derive(Clone)]
 pub enum Queue {
-    Redis(Box<RedisStorage<DeliverLead>>),
+    /// apalis jobs in Redis, and the channel that wakes the workers when fresh ones are
+    /// pushed ([`wake_channel`]).
+    Redis(Box<RedisStorage<DeliverLead>>, String),
     Local(mpsc::UnboundedSender<DeliverLead>),
 }
 
 /// The receiving end of an in-process queue, consumed by [`run_local`].
 pub type LocalJobs = mpsc::UnboundedReceiver<DeliverLead>;
 
-/// How often an idle Redis worker looks for new jobs: bounds pickup latency (§5).
+/// How often an idle Redis worker looks for new jobs. A push of fresh jobs wakes the
+/// workers at once ([`wake_channel`]); the tick finds the rest (retries coming due, jobs
+/// of a dead worker, a wake-up lost while the subscription reconnected).
 const REDIS_POLL: Duration = Duration::from_millis(5);
 
 /// Wakes an idle Redis worker every period to fetch. apalis's own interval strategy
@@ -91,14 +96,16 @@ impl PollStrategy for Tick {
     }
 }
 /// The Redis backend, fetching only when jobs may be waiting: when the tick fires, when
-/// the backend's own waker fires (a fetch answered, or the worker ran out of tasks), or
-/// right after a job came out (its batch may hold more). apalis polls its backend
+/// a push of fresh jobs nudged it, when the backend's own waker fires (a fetch answered,
+/// or the worker ran out of tasks), or right after a job came out (its batch may hold
+/// more). apalis polls its backend
 /// whenever anything in the worker wakes (every database answer of every running
 /// delivery), and each poll of an idle backend runs a fetch script: at 200 leads/s that
 /// was about 1,200 fetches a second, six per lead, in Redis and in this process.
 pub struct Gated<B> {
     backend: B,
     tick: Tick,
+    nudge: Nudge,
     /// Set when the waker the backend was last polled with fires.
     woken: Arc<AtomicBool>,
     /// The last poll gave a job.
@@ -106,15 +113,48 @@ pub struct Gated<B> {
 }
 
 impl<B> Gated<B> {
-    /// `backend`, fetching on `tick` and when it asks to.
-    pub fn new(backend: B, tick: Tick) -> Self {
+    /// `backend`, fetching on `tick`, on `nudge` and when it asks to.
+    pub fn new(backend: B, tick: Tick, nudge: Nudge) -> Self {
         Gated {
             backend,
             tick,
+            nudge,
             woken: Arc::new(AtomicBool::new(false)),
             flowing: false,
         }
     }
+}
+
+/// Wake-ups for a [`Gated`] backend from pushes of fresh jobs: without them a fresh job
+/// waited for the next 5 ms tick, 2.5 ms on average, in every lead's end-to-end time.
+#[derive(Clone, Default)]
+pub struct Nudge(Arc<Nudged>);
+
+#[derive(Default)]
+struct Nudged {
+    set: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Nudge {
+    /// Jobs were pushed: the worker's next poll fetches.
+    pub fn signal(&self) {
+        self.0.set.store(true, Ordering::SeqCst);
+        self.0.waker.wake();
+    }
+
+    /// Whether a signal came since the last look; `cx` is woken by the next one.
+    fn take(&self, cx: &Context<'_>) -> bool {
+        self.0.waker.register(cx.waker());
+        self.0.set.swap(false, Ordering::SeqCst)
+    }
+}
+
+/// The channel on which a push of fresh jobs under `prefix` wakes the workers. Workers
+/// subscribe to it as a pattern: a prefix with glob characters would also match other
+/// installations' channels, which only wakes a worker more often.
+fn wake_channel(prefix: &str) -> String {
+    format!("{prefix}:deliveries:wake")
 }
 
 /// The worker's waker, handed to the backend: notes that the backend asked to be polled.
@@ -155,8 +195,9 @@ impl<B: Backend> Backend for Gated<B> {
             .tick
             .poll_drive(cx, &PollSnapshot::default())
             .is_ready();
+        let nudged = self.nudge.take(cx);
         let woken = self.woken.swap(false, Ordering::SeqCst);
-        if !(ticked || woken || self.flowing) {
+        if !(ticked || nudged || woken || self.flowing) {
             return Poll::Pending;
         }
         let flag = Waker::from(Arc::new(Flag {
@@ -294,9 +335,10 @@ fn redis_config(prefix: &str, concurrency: u16) -> RedisQueueConfig {
 impl Queue {
     /// A queue of apalis jobs in Redis under `{prefix}:deliveries`.
     pub fn redis(conn: ConnectionManager, prefix: &str, concurrency: u16) -> Self {
-        Queue::Redis(Box::new(
-            RedisStorage::new(conn).with_config(redis_config(prefix, concurrency)),
-        ))
+        Queue::Redis(
+            Box::new(RedisStorage::new(conn).with_config(redis_config(prefix, concurrency))),
+            wake_channel(prefix),
+        )
     }
 
     /// An in-process queue and its receiver.
@@ -318,7 +360,7 @@ impl Queue {
                 });
                 Ok(())
             }
-            Queue::Redis(storage) => {
+            Queue::Redis(storage, _) => {
                 let task = TaskBuilder::new(DeliverLead { delivery_id })
                     .run_after(delay)
                     .build();
@@ -330,7 +372,7 @@ impl Queue {
     /// Removes finished jobs from Redis (apalis keeps their id, data and metadata
     /// otherwise), a chunk per script call; returns how many it removed.
     pub async fn vacuum(&self) -> Result<usize, Error> {
-        let Queue::Redis(storage) = self else {
+        let Queue::Redis(storage, _) = self else {
             return Ok(0);
         };
         let mut storage = (**storage).clone();
@@ -352,7 +394,7 @@ impl Queue {
                         .map_err(|_| Error::Queue("the in-process worker has stopped".into()))?;
                 }
             }
-            Queue::Redis(storage) => {
+            Queue::Redis(storage, wake) => {
                 // Concurrent pushes share the multiplexed connection, which pipelines them:
                 // a lead with ten integrations costs one round trip to Redis, not ten.
                 let pushes = delivery_ids.into_iter().map(|delivery_id| {
@@ -360,6 +402,17 @@ impl Queue {
                     async move { bounded(storage.push(DeliverLead { delivery_id })).await }
                 });
                 futures::future::try_join_all(pushes).await?;
+                // After the pushes, so a woken worker finds the jobs. Only a hint: without
+                // it the workers' tick finds them.
+                let mut storage = (**storage).clone();
+                let mut publish = redis::cmd("PUBLISH");
+                publish.arg(wake).arg("");
+                let published = publish
+                    .query_async::<i64>(storage.get_connection())
+                    .map_ok(|_| ());
+                if let Err(e) = bounded(published).await {
+                    tracing::debug!(error = %e, "waking the workers");
+                }
             }
         }
         Ok(())
@@ -393,6 +446,7 @@ async fn handle(job: DeliverLead, engine: Data<Arc<Engine>>) -> Result<(), BoxDy
 /// and the sweeper keep every delivery meanwhile.
 pub async fn run_redis(
     engine: Arc<Engine>,
+    client: redis::Client,
     conn: ConnectionManager,
     prefix: String,
     concurrency: u16,
@@ -410,11 +464,19 @@ pub async fn run_redis(
             }
         }
     });
+    let nudge = Nudge::default();
+    let listener = tokio::spawn({
+        let nudge = nudge.clone();
+        crate::events::subscribe_forever(client, wake_channel(&prefix), "job wake-ups", move |_| {
+            nudge.signal();
+        })
+    });
     for run in 0u64.. {
         let storage = Gated::new(
             RedisStorage::<DeliverLead>::new(conn.clone())
                 .with_config(redis_config(&prefix, concurrency)),
             Tick::every(REDIS_POLL),
+            nudge.clone(),
         );
         let worker = WorkerBuilder::new(format!("{name}-{run}"))
             .backend(storage)
@@ -439,6 +501,7 @@ pub async fn run_redis(
         }
     }
     promoter.abort();
+    listener.abort();
     Ok(())
 }
 
@@ -595,6 +658,7 @@ mod tests {
                 waker: None,
             },
             Tick::every(Duration::from_millis(50)),
+            Nudge::default(),
         );
         let poll = |gated: &mut Gated<Counted>| {
             gated
@@ -624,5 +688,39 @@ mod tests {
         assert!(!poll(&mut gated), "the batch is done");
         assert!(!poll(&mut gated), "idle again");
         assert_eq!(gated.backend.polls, 4);
+    }
+
+    #[tokio::test]
+    async fn a_push_of_fresh_jobs_wakes_the_worker_and_fetches_before_the_tick() {
+        let worker = WorkerContext::new("nudged");
+        let wakes = Arc::new(Wakes::default());
+        let waker = Waker::from(wakes.clone());
+        let nudge = Nudge::default();
+        let mut gated = Gated::new(
+            Counted {
+                polls: 0,
+                answers: vec![false, true, false],
+                waker: None,
+            },
+            Tick::every(Duration::from_secs(3600)),
+            nudge.clone(),
+        );
+        let poll = |gated: &mut Gated<Counted>| {
+            gated
+                .poll_next(&mut Context::from_waker(&waker), &worker)
+                .is_ready()
+        };
+        assert!(!poll(&mut gated), "idle: nothing to fetch");
+        assert_eq!(wakes.count(), 0);
+        // A push signals (from the wake channel's listener): the worker is woken, and its
+        // next poll fetches, an hour before the tick.
+        nudge.signal();
+        assert_eq!(wakes.count(), 1, "the push woke the worker");
+        assert!(!poll(&mut gated), "the fetch is in flight");
+        gated.backend.waker.take().unwrap().wake();
+        assert!(poll(&mut gated), "the pushed job");
+        assert!(!poll(&mut gated), "the batch is done");
+        assert!(!poll(&mut gated), "idle again: one signal, one fetch");
+        assert_eq!(gated.backend.polls, 3);
     }
 }

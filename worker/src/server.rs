@@ -84,7 +84,7 @@ pub async fn run(
     // hands back what is still in flight, then the rest of the jobs are dropped.
     let mut jobs = tokio::spawn({
         let (engine, name) = (engine.clone(), name.clone());
-        async move { queue::run_redis(engine, conn, prefix, concurrency, &name, stopped).await }
+        async move { queue::run_redis(engine, client, conn, prefix, concurrency, &name, stopped).await }
     });
     let ended = tokio::select! {
         () = shutdown => None,

@@ -89,6 +89,12 @@ async fn production_mode_with_a_separate_worker_process() {
         metrics.contains("leadrelay_record_lag_seconds_count 1"),
         "{metrics}"
     );
+    // The api's push of the lead's job woke the worker through Redis, not only its tick.
+    let wakeups = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("leadrelay_queue_wakeups_total "))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(wakeups.is_some_and(|n| n >= 1), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -59,6 +59,12 @@ pub fn queue_lag(lag: Duration) {
     metrics::gauge!("leadrelay_queue_lag_seconds").set(lag.as_secs_f64());
 }
 
+/// A push of fresh jobs woke this worker (a message on the queue's wake channel).
+pub fn queue_wakeup() {
+    handle();
+    metrics::counter!("leadrelay_queue_wakeups_total").increment(1);
+}
+
 /// An attempt was recorded this long after its answer arrived: the window in which a
 /// crashing worker leaves a lead its receiver has to be sent again.
 pub fn record_lag(lag: Duration) {

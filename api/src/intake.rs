@@ -33,7 +33,8 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel,
     QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{
-        Alias, CommonTableExpression, Expr, ExprTrait, Func, Query, UnionType, WithClause,
+        Alias, CommonTableExpression, Expr, ExprTrait, Func, Query, SelectStatement, UnionType,
+        WithClause,
     },
 };
 use serde_json::{Value, json};
@@ -498,6 +499,9 @@ fn is_html_form(headers: &HeaderMap) -> bool {
     form && html.is_some_and(|h| json.is_none_or(|j| h < j))
 }
 
+/// The column [`Dedupe::select`] names the original's id.
+const ORIGINAL: &str = "original";
+
 /// Intake's duplicate check of one lead on PostgreSQL: transaction-scoped advisory locks
 /// on the list's normalised keys (and the `Idempotency-Key`), taken in sorted order so two
 /// leads sharing two keys cannot deadlock, then the oldest lead of the list within its
@@ -539,20 +543,21 @@ impl<'a> Dedupe<'a> {
         }
     }
 
-    /// `leadrelay_dedupe(…)`: the original's id, or NULL.
-    fn call(&self) -> ApiResult<Expr> {
+    /// `SELECT leadrelay_dedupe(…) AS original`: the original's id, or NULL.
+    fn select(&self) -> ApiResult<SelectStatement> {
         let locks =
             serde_json::to_string(&self.locks).map_err(|e| ApiError::internal("dedupe keys", e))?;
-        Ok(Func::cust("leadrelay_dedupe")
-            .args([
-                Expr::val(locks).cast_as(Alias::new("jsonb")),
-                Expr::val(self.list.tenant_id.as_str()),
-                Expr::val(self.list.id.as_str()),
-                Expr::val(self.email.clone()),
-                Expr::val(self.phone.clone()),
-                Expr::val(self.since),
-            ])
-            .into())
+        let call = Func::cust("leadrelay_dedupe").args([
+            Expr::val(locks).cast_as(Alias::new("jsonb")),
+            Expr::val(self.list.tenant_id.as_str()),
+            Expr::val(self.list.id.as_str()),
+            Expr::val(self.email.clone()),
+            Expr::val(self.phone.clone()),
+            Expr::val(self.since),
+        ]);
+        Ok(Query::select()
+            .expr_as(call, Alias::new(ORIGINAL))
+            .to_owned())
     }
 }
 
@@ -566,12 +571,11 @@ async fn lock_and_find_original(
         if dedupe.locks.is_empty() {
             return Ok(None);
         }
-        let call = Query::select()
-            .expr_as(dedupe.call()?, Alias::new("original"))
-            .to_owned();
-        let row = txn.query_one_raw(DbBackend::Postgres.build(&call)).await?;
+        let row = txn
+            .query_one_raw(DbBackend::Postgres.build(&dedupe.select()?))
+            .await?;
         return Ok(match row {
-            Some(row) => row.try_get("", "original")?,
+            Some(row) => row.try_get("", ORIGINAL)?,
             None => None,
         });
     }
@@ -618,7 +622,7 @@ async fn insert_unless_duplicate(
     dedupe: &Dedupe<'_>,
 ) -> ApiResult<(Option<String>, Vec<String>)> {
     let (found, stored) = (Alias::new("found"), Alias::new("lead"));
-    let original = Expr::col((found.clone(), Alias::new("original")));
+    let original = Expr::col((found.clone(), Alias::new(ORIGINAL)));
     let fresh = || original.clone().is_null();
     let (columns, values) = set_values(&lead.clone().into_active_model());
     let values: Vec<Expr> = columns
@@ -651,11 +655,7 @@ async fn insert_unless_duplicate(
     statement
         .cte(
             CommonTableExpression::new()
-                .query(
-                    Query::select()
-                        .expr_as(dedupe.call()?, Alias::new("original"))
-                        .to_owned(),
-                )
+                .query(dedupe.select()?)
                 .table_name(found)
                 .to_owned(),
         )

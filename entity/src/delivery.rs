@@ -40,11 +40,37 @@ pub enum Relation {
         to = "super::integration::Column::Id"
     )]
     Integration,
+    /// The lead it delivers.
+    #[sea_orm(
+        belongs_to = "super::lead::Entity",
+        from = "Column::LeadId",
+        to = "super::lead::Column::Id"
+    )]
+    Lead,
+    /// The list the lead came in on.
+    #[sea_orm(
+        belongs_to = "super::list::Entity",
+        from = "Column::ListId",
+        to = "super::list::Column::Id"
+    )]
+    List,
 }
 
 impl Related<super::integration::Entity> for Entity {
     fn to() -> RelationDef {
         Relation::Integration.def()
+    }
+}
+
+impl Related<super::lead::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Lead.def()
+    }
+}
+
+impl Related<super::list::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::List.def()
     }
 }
 

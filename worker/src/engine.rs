@@ -25,8 +25,8 @@ use moka::future::Cache;
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection, EntityTrait,
-    FromQueryResult, IdenStatic, Iterable, PaginatorTrait, QueryFilter, QueryOrder, QueryResult,
-    QueryTrait, SelectA, SelectB, TransactionTrait,
+    FromQueryResult, IdenStatic, PaginatorTrait, QueryFilter, QueryOrder, QueryResult, QueryTrait,
+    SelectA, SelectB, SelectC, TransactionTrait,
     sea_query::{
         Alias, Asterisk, CommonTableExpression, Expr, ExprTrait, Func, JoinType, Query,
         SelectStatement, UpdateStatement, WithClause,
@@ -140,38 +140,17 @@ enum Recorded {
 fn with_context() -> SelectStatement {
     let mut select = delivery::Entity::find()
         .find_also_related(integration::Entity)
+        .find_also(delivery::Entity, lead::Entity)
+        .find_also(delivery::Entity, list::Entity)
         .into_query();
     select.from_clear();
     select
-        .left_join(
-            lead::Entity,
-            Expr::col((lead::Entity, lead::Column::Id))
-                .equals((delivery::Entity, delivery::Column::LeadId)),
-        )
-        .left_join(
-            list::Entity,
-            Expr::col((list::Entity, list::Column::Id))
-                .equals((delivery::Entity, delivery::Column::ListId)),
-        );
-    select_also::<lead::Entity>(&mut select, LEAD);
-    select_also::<list::Entity>(&mut select, LIST);
-    select
 }
 
-/// The prefixes of the lead's and the list's columns in [`with_context`], after sea-orm's
-/// own `A_` (the delivery) and `B_` (its integration).
-const LEAD: &str = "C_";
+/// The prefix of the list's columns in [`with_context`]: sea-orm's fourth, after `A_`
+/// (the delivery), `B_` (its integration) and `C_` (its lead); sea-orm does not export
+/// its name.
 const LIST: &str = "D_";
-
-/// Adds every column of `E`, named with `prefix` as sea-orm names a joined entity's.
-fn select_also<E: EntityTrait>(select: &mut SelectStatement, prefix: &str) {
-    for column in E::Column::iter() {
-        select.expr_as(
-            column.select_as(column.into_expr()),
-            Alias::new(format!("{prefix}{}", column.as_str())),
-        );
-    }
-}
 
 /// A taken row with its integration, and its lead and list when the statement saw them.
 type Taken = (
@@ -190,7 +169,7 @@ fn won(row: &QueryResult) -> Result<Option<Taken>, Error> {
     let (Some(delivery), Some(integration)) = (delivery, integration) else {
         return Ok(None);
     };
-    let lead = lead::Model::from_query_result_optional(row, LEAD)?;
+    let lead = lead::Model::from_query_result_optional(row, SelectC.as_str())?;
     let list = list::Model::from_query_result_optional(row, LIST)?;
     Ok(Some((delivery, integration, lead.zip(list))))
 }

@@ -200,6 +200,11 @@ async fn a_worker_stopping_under_load_hands_back_what_it_could_not_finish() {
     // each answered only after 500 ms, longer than its grace.
     receiver.wait_for(1, Duration::from_secs(20)).await;
     let _staying = app.spawn_worker_with(&FAST_WORKER).await;
+    // Stopped just after a request went out, so it is still waiting on the receiver when
+    // the grace ends: stopped as a batch of answers came back, the worker hands nothing
+    // on and has nothing left to hand back.
+    let seen = receiver.requests().len();
+    receiver.wait_for(seen + 1, Duration::from_secs(20)).await;
     let terminated_at = Instant::now();
     leaving.terminate();
     let status = leaving.wait_for_exit(Duration::from_secs(10)).await;

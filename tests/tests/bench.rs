@@ -186,4 +186,5 @@ fn chaos_loses_no_lead() {
     );
     assert!(number(&report, "kills") >= 1.0, "{report}");
     number(&report, "duplicates_pct");
+    number(&report, "duplicates_far_from_a_kill");
 }

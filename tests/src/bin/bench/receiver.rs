@@ -19,6 +19,8 @@ use tokio::{net::TcpListener, task::JoinHandle};
 struct PathLog {
     first: HashMap<String, Instant>,
     duplicates: u64,
+    /// The first arrival of the lead each duplicate repeated.
+    repeated: Vec<Instant>,
     /// Requests answered (any status): a hanging path answers none.
     answered: u64,
 }
@@ -48,7 +50,10 @@ async fn receive(State(log): State<Log>, uri: Uri, body: Bytes) -> StatusCode {
         let mut log = lock(&log);
         let entry = log.entry(path.to_owned()).or_default();
         match entry.first.entry(lead_id) {
-            Entry::Occupied(_) => entry.duplicates += 1,
+            Entry::Occupied(first) => {
+                entry.duplicates += 1;
+                entry.repeated.push(*first.get());
+            }
             Entry::Vacant(first) => {
                 first.insert(at);
             }
@@ -109,6 +114,14 @@ impl Receiver {
     /// Repeated arrivals on `path`.
     pub fn duplicates(&self, path: &str) -> u64 {
         lock(&self.log).get(path).map_or(0, |p| p.duplicates)
+    }
+
+    /// For each repeated arrival on `path`, when the lead it repeated first arrived.
+    pub fn repeated(&self, path: &str) -> Vec<Instant> {
+        lock(&self.log)
+            .get(path)
+            .map(|p| p.repeated.clone())
+            .unwrap_or_default()
     }
 
     /// Requests answered on `path`.

@@ -439,27 +439,53 @@ async fn chaos(bins: &Binaries, options: &Options, pace: Pace) -> Result<Figures
             delivering,
             disturb(stack, &posting, pace.leads(), options, stopped)
         );
+        let kills = kills?;
         let delivered = figures.get("delivered").copied().unwrap_or(0.0);
         let duplicates = figures.get("duplicates").copied().unwrap_or(0.0);
-        figures.insert("kills", kills? as f64);
+        figures.insert("kills", kills.len() as f64);
         if delivered > 0.0 {
             figures.insert("duplicates_pct", duplicates / delivered * 100.0);
+        }
+        // A kill re-sends what its worker had sent but not yet recorded: each duplicate's
+        // first copy should have arrived just before a kill.
+        let to_kill: Vec<Option<Duration>> = receiver
+            .repeated("/ok")
+            .into_iter()
+            .map(|first| {
+                kills
+                    .iter()
+                    .find(|&&kill| kill >= first)
+                    .map(|&kill| kill - first)
+                    .filter(|gap| *gap <= KILL_WINDOW)
+            })
+            .collect();
+        let ms = |gap: &Duration| gap.as_secs_f64() * 1000.0;
+        figures.insert(
+            "duplicates_far_from_a_kill",
+            to_kill.iter().filter(|gap| gap.is_none()).count() as f64,
+        );
+        if let Some(widest) = to_kill.iter().flatten().max() {
+            figures.insert("duplicate_before_kill_ms_max", ms(widest));
         }
         Ok(figures)
     })
     .await
 }
 
-/// The chaos events, until `stop`; returns how many workers were killed.
+/// How long before a kill a duplicated lead's first copy may have arrived for the kill to
+/// explain the duplicate: far more than a delivery's answer and its record take.
+const KILL_WINDOW: Duration = Duration::from_secs(1);
+
+/// The chaos events, until `stop`; returns when each worker was killed.
 async fn disturb(
     stack: &mut Stack,
     posted: &ProgressBar,
     leads: u64,
     options: &Options,
     mut stop: oneshot::Receiver<()>,
-) -> Result<u64> {
+) -> Result<Vec<Instant>> {
     let every = Duration::from_secs(options.kill_every);
-    let (mut flushed, mut terminated, mut kills) = (false, false, 0);
+    let (mut flushed, mut terminated, mut kills) = (false, false, Vec::new());
     let mut last_kill = Instant::now();
     loop {
         tokio::select! {
@@ -476,9 +502,9 @@ async fn disturb(
             terminated = true;
         }
         if last_kill.elapsed() >= every {
+            kills.push(Instant::now());
             stack.kill_worker().await?;
             stack.start_worker().await?;
-            kills += 1;
             last_kill = Instant::now();
         }
     }

@@ -145,6 +145,42 @@ async fn no_lead_is_lost_when_a_worker_redis_and_the_database_connections_die_mi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flushed_redis_sends_no_delivery_twice() {
+    const LEADS: usize = 4;
+    let redis = RedisServer::start().await;
+    let app = TestApp::start_on_redis(Mode::ProductionNoWorker, &redis.url(), &FAST_API).await;
+    let receiver = Receiver::start().await;
+    // Every delivery is still waiting on the receiver when Redis loses the worker's jobs.
+    receiver.delay_by(Duration::from_secs(1));
+    let (_owner, list) = list_to(&app, &receiver, LEADS as i32).await;
+    let _worker = app.spawn_worker_with(&FAST_WORKER).await;
+
+    let lead_ids = app.post_leads(&list.inbound_url, LEADS).await;
+    receiver.wait_for(LEADS, Duration::from_secs(20)).await;
+    // apalis drops a worker whose registration vanished, and the jobs it was running
+    // with it: a delivery cancelled there, after its POST, was sent again once its
+    // lease ended.
+    redis.flushdb().await;
+
+    wait_until_all_delivered(&app, &receiver, &lead_ids, Duration::from_secs(30)).await;
+    let requests = receiver.requests();
+    let webhook_ids: HashSet<_> = requests
+        .iter()
+        .map(|r| r.header("webhook-id").expect("webhook-id").to_owned())
+        .collect();
+    assert_eq!(
+        requests.len(),
+        webhook_ids.len(),
+        "each delivery is sent once: it finished and was recorded"
+    );
+    assert_eq!(
+        app.count_rows("delivery_attempts").await,
+        LEADS as i64,
+        "one attempt per delivery"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lead_accepted_while_redis_is_down_is_delivered_when_it_returns() {
     let mut redis = RedisServer::start().await;
     let app = TestApp::start_on_redis(Mode::Production, &redis.url(), &FAST_API).await;

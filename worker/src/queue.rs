@@ -435,8 +435,14 @@ pub async fn run_local(engine: Arc<Engine>, mut jobs: LocalJobs, concurrency: u1
     }
 }
 
+/// Runs the job's delivery on a task of its own. When Redis fails (restarted, flushed),
+/// apalis tears the worker down and drops the futures of the jobs it is running: a
+/// delivery dropped between its POST and its record was sent again when its lease ended.
+/// On its own task it finishes and records its attempt; only the job's acknowledgement is
+/// lost, and its row is settled by then.
 async fn handle(job: DeliverLead, engine: Data<Arc<Engine>>) -> Result<(), BoxDynError> {
-    engine.deliver(&job.delivery_id).await;
+    let engine = Arc::clone(&engine);
+    tokio::spawn(async move { engine.deliver(&job.delivery_id).await }).await?;
     Ok(())
 }
 

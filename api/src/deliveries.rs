@@ -16,7 +16,7 @@ use futures::{Stream, StreamExt};
 use leadrelay_entity::{
     AttemptErrorKind, DeliveryStatus, Endpoint, Role, delivery, delivery_attempt, integration, list,
 };
-use leadrelay_worker::{DeliveryEvent as BusEvent, Event, engine};
+use leadrelay_worker::{DeliverLead, DeliveryEvent as BusEvent, Event, engine};
 use sea_orm::{ColumnTrait, Condition, QueryFilter, QueryOrder, sea_query::Expr};
 
 /// One lead going to one integration.
@@ -192,8 +192,10 @@ async fn enqueue_resent(app: &AppState, rows: &[delivery::Model]) {
             .publish(BusEvent::new(row, row.attempt_count))
             .await;
     }
-    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-    if let Err(e) = app.queue.push(ids).await {
+    let jobs = rows
+        .iter()
+        .map(|r| DeliverLead::due(&r.id, &r.integration_id));
+    if let Err(e) = app.queue.push(jobs).await {
         // The rows are PENDING in the ledger; the sweeper sends them.
         tracing::warn!(error = %e, "enqueueing resent deliveries");
     }

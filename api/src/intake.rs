@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use leadrelay_entity::{
     DeliveryStatus, Endpoint, LeadStatus, delivery, idempotency_key, integration, lead, list,
 };
-use leadrelay_worker::{db::set_values, ids::new_id, payload, request};
+use leadrelay_worker::{DeliverLead, db::set_values, ids::new_id, payload, request};
 use sea_orm::{
     ActiveEnum,
     ActiveValue::Set,
@@ -355,8 +355,14 @@ pub async fn inbound(
         ids
     };
 
-    if !delivery_ids.is_empty()
-        && let Err(e) = app.queue.push(delivery_ids).await
+    // One id per target, in order; none for a duplicate.
+    let jobs: Vec<_> = delivery_ids
+        .into_iter()
+        .zip(&targets)
+        .map(|(id, target)| DeliverLead::due(id, &target.id))
+        .collect();
+    if !jobs.is_empty()
+        && let Err(e) = app.queue.push(jobs).await
     {
         // The rows are in the ledger; the lead is accepted and will be found again there.
         tracing::warn!(error = %e, lead_id = lead.id, "enqueueing deliveries failed");

@@ -12,7 +12,7 @@ use crate::{
 };
 use async_graphql::{Context, ID, Json, Object};
 use leadrelay_entity::{LeadStatus, Role, delivery, lead};
-use leadrelay_worker::DeliveryEvent;
+use leadrelay_worker::{DeliverLead, DeliveryEvent};
 use sea_orm::{EntityTrait, TransactionTrait};
 use serde_json::{Value, json};
 
@@ -67,7 +67,8 @@ impl TestLeadMutation {
             .ok_or_else(|| ApiError::internal("the test delivery", "not found after insert"))?;
         txn.commit().await?;
         app.events.publish(DeliveryEvent::new(&row, 0)).await;
-        if let Err(e) = app.queue.push(ids).await {
+        let job = DeliverLead::due(&row.id, &row.integration_id);
+        if let Err(e) = app.queue.push([job]).await {
             // The row is PENDING in the ledger; the sweeper sends it.
             tracing::warn!(error = %e, "enqueueing a test delivery");
         }

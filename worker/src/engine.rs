@@ -12,7 +12,7 @@ use crate::{
     metrics,
     outbound::{Outbound, OutboundRequest, Outcome},
     preset,
-    queue::Queue,
+    queue::{DeliverLead, Queue},
     request, secrets,
     targets::TargetPolicy,
 };
@@ -249,16 +249,27 @@ impl Engine {
         })
     }
 
-    /// Delivers one row. Errors are logged here: the row stays in the ledger, so nothing
-    /// is lost by a failed job.
-    #[tracing::instrument(skip(self))]
-    pub async fn deliver(&self, delivery_id: &str) {
-        if let Err(e) = self.try_deliver(delivery_id).await {
+    /// Delivers the job's row. Errors are logged here: the row stays in the ledger, so
+    /// nothing is lost by a failed job.
+    #[tracing::instrument(skip_all, fields(delivery_id = %job.delivery_id))]
+    pub async fn deliver(&self, job: &DeliverLead) {
+        if let Err(e) = self.try_deliver(job).await {
             tracing::error!(error = %e, "delivery failed inside the engine");
         }
     }
 
-    async fn try_deliver(&self, delivery_id: &str) -> Result<(), Error> {
+    async fn try_deliver(&self, job: &DeliverLead) -> Result<(), Error> {
+        // The integration already has its share of this process's slots: the row waits in
+        // the ledger for one of them (as after the read, see `claim`), and is not read.
+        // At full speed that is most jobs; for a hanging receiver, all of them.
+        if job
+            .integration_id
+            .as_deref()
+            .is_some_and(|id| self.local_share_used(id))
+        {
+            return Ok(());
+        }
+        let delivery_id = job.delivery_id.as_str();
         let mut won = loop {
             match self.claim(delivery_id).await? {
                 Claim::Won(won) => break won,

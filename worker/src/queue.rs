@@ -1,6 +1,7 @@
 //! The delivery queue: apalis jobs on Redis in production, an in-process channel in
-//! embedded mode. A job carries only the delivery id; the ledger row is the truth, so a
-//! duplicate job is harmless and a lost one is found again from the ledger.
+//! embedded mode. A job carries the delivery id (and its integration's, when the pusher
+//! knows it); the ledger row is the truth, so a duplicate job is harmless and a lost one
+//! is found again from the ledger.
 
 use crate::{engine::Engine, error::Error};
 use apalis::prelude::*;
@@ -29,6 +30,32 @@ use tokio::{
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliverLead {
     pub delivery_id: String,
+    /// The row's integration, when the pusher knew it and the row was due: a worker that
+    /// already runs its share of that integration's deliveries drops the job without
+    /// reading the row, which one of those deliveries takes on when it settles. Jobs
+    /// queued without it (by the sweeper, or before it existed) read the row first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration_id: Option<String>,
+}
+
+impl DeliverLead {
+    /// A job for a due row of `integration_id`.
+    pub fn due(delivery_id: impl Into<String>, integration_id: impl Into<String>) -> Self {
+        DeliverLead {
+            delivery_id: delivery_id.into(),
+            integration_id: Some(integration_id.into()),
+        }
+    }
+}
+
+impl From<String> for DeliverLead {
+    /// A job naming only its row.
+    fn from(delivery_id: String) -> Self {
+        DeliverLead {
+            delivery_id,
+            integration_id: None,
+        }
+    }
 }
 
 /// Where jobs are pushed.
@@ -356,12 +383,12 @@ impl Queue {
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
-                    let _ = tx.send(DeliverLead { delivery_id });
+                    let _ = tx.send(DeliverLead::from(delivery_id));
                 });
                 Ok(())
             }
             Queue::Redis(storage, _) => {
-                let task = TaskBuilder::new(DeliverLead { delivery_id })
+                let task = TaskBuilder::new(DeliverLead::from(delivery_id))
                     .run_after(delay)
                     .build();
                 bounded((**storage).clone().push_task(task)).await
@@ -385,21 +412,24 @@ impl Queue {
         in_chunks(storage.get_connection(), VACUUM_SCRIPT, &keys, VACUUM_CHUNK).await
     }
 
-    /// Pushes one job per delivery id.
-    pub async fn push(&self, delivery_ids: impl IntoIterator<Item = String>) -> Result<(), Error> {
+    /// Pushes each job (or delivery id) to run now.
+    pub async fn push(
+        &self,
+        jobs: impl IntoIterator<Item = impl Into<DeliverLead>>,
+    ) -> Result<(), Error> {
         match self {
             Queue::Local(tx) => {
-                for delivery_id in delivery_ids {
-                    tx.send(DeliverLead { delivery_id })
+                for job in jobs {
+                    tx.send(job.into())
                         .map_err(|_| Error::Queue("the in-process worker has stopped".into()))?;
                 }
             }
             Queue::Redis(storage, wake) => {
                 // Concurrent pushes share the multiplexed connection, which pipelines them:
                 // a lead with ten integrations costs one round trip to Redis, not ten.
-                let pushes = delivery_ids.into_iter().map(|delivery_id| {
+                let pushes = jobs.into_iter().map(|job| {
                     let mut storage = (**storage).clone();
-                    async move { bounded(storage.push(DeliverLead { delivery_id })).await }
+                    async move { bounded(storage.push(job.into())).await }
                 });
                 futures::future::try_join_all(pushes).await?;
                 // After the pushes, so a woken worker finds the jobs. Only a hint: without
@@ -429,7 +459,7 @@ pub async fn run_local(engine: Arc<Engine>, mut jobs: LocalJobs, concurrency: u1
         };
         let engine = engine.clone();
         tokio::spawn(async move {
-            engine.deliver(&job.delivery_id).await;
+            engine.deliver(&job).await;
             drop(permit);
         });
     }
@@ -442,7 +472,7 @@ pub async fn run_local(engine: Arc<Engine>, mut jobs: LocalJobs, concurrency: u1
 /// lost, and its row is settled by then.
 async fn handle(job: DeliverLead, engine: Data<Arc<Engine>>) -> Result<(), BoxDynError> {
     let engine = Arc::clone(&engine);
-    tokio::spawn(async move { engine.deliver(&job.delivery_id).await }).await?;
+    tokio::spawn(async move { engine.deliver(&job).await }).await?;
     Ok(())
 }
 
@@ -608,6 +638,23 @@ mod tests {
         let woken = driven.woken();
         driven.woken_by(woken + 1).await;
         assert!(driven.poll().is_ready());
+    }
+
+    #[test]
+    fn a_job_names_its_integration_and_one_queued_without_it_still_reads() {
+        let job = DeliverLead::due("dlv_1", "int_1");
+        let json = serde_json::to_value(&job).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({ "delivery_id": "dlv_1", "integration_id": "int_1" })
+        );
+        // A job from the sweeper, or queued before jobs named their integration.
+        let old: DeliverLead = serde_json::from_str(r#"{"delivery_id":"dlv_2"}"#).unwrap();
+        assert_eq!(old, DeliverLead::from("dlv_2".to_owned()));
+        assert_eq!(
+            serde_json::to_string(&old).unwrap(),
+            r#"{"delivery_id":"dlv_2"}"#
+        );
     }
 
     /// A backend whose polls are counted: each gives the next of `answers` (a job, or

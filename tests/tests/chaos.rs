@@ -8,7 +8,7 @@
 
 use futures::{StreamExt, stream};
 use leadrelay_tests::{
-    ListInfo, Mode, Receiver, RedisServer, Session, TestApp, database, eventually,
+    ListInfo, Mode, Received, Receiver, RedisServer, Session, TestApp, database, eventually,
 };
 use serde_json::json;
 use std::{
@@ -64,6 +64,24 @@ fn first_arrivals(receiver: &Receiver) -> HashMap<String, Instant> {
     first
 }
 
+/// The distinct deliveries among the receiver's requests (their `webhook-id`).
+fn webhook_ids(requests: &[Received]) -> HashSet<String> {
+    requests
+        .iter()
+        .map(|r| r.header("webhook-id").expect("webhook-id").to_owned())
+        .collect()
+}
+
+/// An api (without a worker of its own) on a private Redis, and a receiver that answers
+/// each request after `delay`.
+async fn on_private_redis(delay: Duration) -> (RedisServer, TestApp, Receiver) {
+    let redis = RedisServer::start().await;
+    let app = TestApp::start_on_redis(Mode::ProductionNoWorker, &redis.url(), &FAST_API).await;
+    let receiver = Receiver::start().await;
+    receiver.delay_by(delay);
+    (redis, app, receiver)
+}
+
 /// Waits until every lead of `lead_ids` reached the receiver and every delivery row is
 /// DELIVERED (the ledger agrees with the receiver).
 async fn wait_until_all_delivered(
@@ -90,12 +108,9 @@ async fn wait_until_all_delivered(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_lead_is_lost_when_a_worker_redis_and_the_database_connections_die_mid_run() {
     const LEADS: usize = 300;
-    let redis = RedisServer::start().await;
-    let app = TestApp::start_on_redis(Mode::ProductionNoWorker, &redis.url(), &FAST_API).await;
     // Slow while the load builds, so the chaos strikes mid-run however fast this machine
     // posts; quick afterwards, so the recovery time measures the engine, not the receiver.
-    let receiver = Receiver::start().await;
-    receiver.delay_by(Duration::from_millis(200));
+    let (redis, app, receiver) = on_private_redis(Duration::from_millis(200)).await;
     // Only what was in flight (sent, not yet recorded) can be sent twice: the killed
     // worker's deliveries and those whose database connection or Redis poll was cut. The
     // integration's cap bounds them together: 2 in flight leaves room within the 1 %.
@@ -147,11 +162,8 @@ async fn no_lead_is_lost_when_a_worker_redis_and_the_database_connections_die_mi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flushed_redis_sends_no_delivery_twice() {
     const LEADS: usize = 4;
-    let redis = RedisServer::start().await;
-    let app = TestApp::start_on_redis(Mode::ProductionNoWorker, &redis.url(), &FAST_API).await;
-    let receiver = Receiver::start().await;
     // Every delivery is still waiting on the receiver when Redis loses the worker's jobs.
-    receiver.delay_by(Duration::from_secs(1));
+    let (redis, app, receiver) = on_private_redis(Duration::from_secs(1)).await;
     let (_owner, list) = list_to(&app, &receiver, LEADS as i32).await;
     let _worker = app.spawn_worker_with(&FAST_WORKER).await;
 
@@ -164,13 +176,9 @@ async fn a_flushed_redis_sends_no_delivery_twice() {
 
     wait_until_all_delivered(&app, &receiver, &lead_ids, Duration::from_secs(30)).await;
     let requests = receiver.requests();
-    let webhook_ids: HashSet<_> = requests
-        .iter()
-        .map(|r| r.header("webhook-id").expect("webhook-id").to_owned())
-        .collect();
     assert_eq!(
         requests.len(),
-        webhook_ids.len(),
+        webhook_ids(&requests).len(),
         "each delivery is sent once: it finished and was recorded"
     );
     assert_eq!(
@@ -258,11 +266,7 @@ async fn a_worker_stopping_under_load_hands_back_what_it_could_not_finish() {
 
     wait_until_all_delivered(&app, &receiver, &lead_ids, Duration::from_secs(60)).await;
     let requests = receiver.requests();
-    let webhook_ids: HashSet<_> = requests
-        .iter()
-        .map(|r| r.header("webhook-id").expect("webhook-id").to_owned())
-        .collect();
-    let handed_back = requests.len() - webhook_ids.len();
+    let handed_back = requests.len() - webhook_ids(&requests).len();
     println!(
         "shutdown: leads={LEADS} requests={} handed_back_and_resent={handed_back} \
          exited_after_ms={}",

@@ -324,14 +324,12 @@ pub async fn inbound(
     } else {
         Vec::new()
     };
-    let delivery_ids = if app.db.get_database_backend() == DbBackend::Postgres
-        && idempotency.is_none()
-    {
-        let (original, ids) = insert_unless_duplicate(&app.db, &lead, &targets, &dedupe).await?;
+    let jobs = if app.db.get_database_backend() == DbBackend::Postgres && idempotency.is_none() {
+        let (original, jobs) = insert_unless_duplicate(&app.db, &lead, &targets, &dedupe).await?;
         if let Some(original) = original {
             mark_duplicate(&mut lead, original);
         }
-        ids
+        jobs
     } else {
         let txn = app.db.begin().await?;
         let original = lock_and_find_original(&txn, &dedupe).await?;
@@ -347,20 +345,14 @@ pub async fn inbound(
             }
             None => &targets[..],
         };
-        let ids = insert_lead(&txn, &lead, targets).await?;
+        let jobs = insert_lead(&txn, &lead, targets).await?;
         if let Some(key) = idempotency {
             remember(&txn, &list.id, key, &answer(&lead), now).await?;
         }
         txn.commit().await?;
-        ids
+        jobs
     };
 
-    // One id per target, in order; none for a duplicate.
-    let jobs: Vec<_> = delivery_ids
-        .into_iter()
-        .zip(&targets)
-        .map(|(id, target)| DeliverLead::due(id, &target.id))
-        .collect();
     if !jobs.is_empty()
         && let Err(e) = app.queue.push(jobs).await
     {
@@ -620,13 +612,13 @@ async fn lock_and_find_original(
 /// found RETURNING …), queued AS (INSERT INTO deliveries SELECT … FROM lead WHERE
 /// duplicate_of IS NULL …) SELECT duplicate_of FROM lead`. The function's lookups see a
 /// snapshot taken after its locks, as inside a transaction. Returns the original (the
-/// lead is then stored as [`mark_duplicate`] has it) and the ids of the deliveries.
+/// lead is then stored as [`mark_duplicate`] has it) or the jobs of the deliveries.
 async fn insert_unless_duplicate(
     db: &impl ConnectionTrait,
     lead: &lead::Model,
     targets: &[integration::Model],
     dedupe: &Dedupe<'_>,
-) -> ApiResult<(Option<String>, Vec<String>)> {
+) -> ApiResult<(Option<String>, Vec<DeliverLead>)> {
     let (found, stored) = (Alias::new("found"), Alias::new("lead"));
     let original = Expr::col((found.clone(), Alias::new(ORIGINAL)));
     let fresh = || original.clone().is_null();
@@ -671,9 +663,9 @@ async fn insert_unless_duplicate(
                 .table_name(stored.clone())
                 .to_owned(),
         );
-    let delivery_ids: Vec<String> = targets.iter().map(|_| new_id("dlv")).collect();
-    let mut rows = targets.iter().zip(&delivery_ids).map(|(target, id)| {
-        let (columns, values) = set_values(&delivery_row(lead, target, id));
+    let jobs = new_jobs(targets);
+    let mut rows = targets.iter().zip(&jobs).map(|(target, job)| {
+        let (columns, values) = set_values(&delivery_row(lead, target, &job.delivery_id));
         let select = Query::select()
             .exprs(values)
             .from(stored.clone())
@@ -711,7 +703,7 @@ async fn insert_unless_duplicate(
     let original: Option<String> = row.try_get("", "duplicate_of")?;
     Ok(match original {
         Some(original) => (Some(original), Vec::new()),
-        None => (None, delivery_ids),
+        None => (None, jobs),
     })
 }
 
@@ -742,28 +734,37 @@ fn dispatch_targets(
 }
 
 /// Inserts `lead` and one PENDING delivery of it to each of `targets` (a test delivery
-/// for a test lead) in `txn`; returns their ids. For test leads, leads with an
+/// for a test lead) in `txn`; returns their jobs. For test leads, leads with an
 /// `Idempotency-Key` and SQLite: intake's own path on PostgreSQL is
 /// [`insert_unless_duplicate`], one statement.
 pub async fn insert_lead(
     txn: &DatabaseTransaction,
     lead: &lead::Model,
     targets: &[integration::Model],
-) -> ApiResult<Vec<String>> {
+) -> ApiResult<Vec<DeliverLead>> {
     lead::Entity::insert(lead.clone().into_active_model())
         .exec_without_returning(txn)
         .await?;
-    let delivery_ids: Vec<String> = targets.iter().map(|_| new_id("dlv")).collect();
+    let jobs = new_jobs(targets);
     if !targets.is_empty() {
         let rows = targets
             .iter()
-            .zip(&delivery_ids)
-            .map(|(target, id)| delivery_row(lead, target, id));
+            .zip(&jobs)
+            .map(|(target, job)| delivery_row(lead, target, &job.delivery_id));
         delivery::Entity::insert_many(rows)
             .exec_without_returning(txn)
             .await?;
     }
-    Ok(delivery_ids)
+    Ok(jobs)
+}
+
+/// The job of a new delivery to each of `targets`, in order: the delivery's id is made
+/// here, for its row.
+fn new_jobs(targets: &[integration::Model]) -> Vec<DeliverLead> {
+    targets
+        .iter()
+        .map(|target| DeliverLead::due(new_id("dlv"), &target.id))
+        .collect()
 }
 
 /// A PENDING delivery of `lead` to `target`, due at once (a test delivery for a test

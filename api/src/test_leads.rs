@@ -12,7 +12,7 @@ use crate::{
 };
 use async_graphql::{Context, ID, Json, Object};
 use leadrelay_entity::{LeadStatus, Role, delivery, lead};
-use leadrelay_worker::{DeliverLead, DeliveryEvent};
+use leadrelay_worker::DeliveryEvent;
 use sea_orm::{EntityTrait, TransactionTrait};
 use serde_json::{Value, json};
 
@@ -60,15 +60,14 @@ impl TestLeadMutation {
             ..sample
         };
         let txn = app.db.begin().await?;
-        let ids = intake::insert_lead(&txn, &lead, &[integration]).await?;
-        let row = delivery::Entity::find_by_id(ids[0].as_str())
+        let jobs = intake::insert_lead(&txn, &lead, &[integration]).await?;
+        let row = delivery::Entity::find_by_id(jobs[0].delivery_id.as_str())
             .one(&txn)
             .await?
             .ok_or_else(|| ApiError::internal("the test delivery", "not found after insert"))?;
         txn.commit().await?;
         app.events.publish(DeliveryEvent::new(&row, 0)).await;
-        let job = DeliverLead::due(&row.id, &row.integration_id);
-        if let Err(e) = app.queue.push([job]).await {
+        if let Err(e) = app.queue.push(jobs).await {
             // The row is PENDING in the ledger; the sweeper sends it.
             tracing::warn!(error = %e, "enqueueing a test delivery");
         }

@@ -259,19 +259,8 @@ impl Engine {
     }
 
     async fn try_deliver(&self, job: &DeliverLead) -> Result<(), Error> {
-        // The integration already has its share of this process's slots: the row waits in
-        // the ledger for one of them (as after the read, see `claim`), and is not read.
-        // At full speed that is most jobs; for a hanging receiver, all of them.
-        if job
-            .integration_id
-            .as_deref()
-            .is_some_and(|id| self.local_share_used(id))
-        {
-            return Ok(());
-        }
-        let delivery_id = job.delivery_id.as_str();
         let mut won = loop {
-            match self.claim(delivery_id).await? {
+            match self.claim(job).await? {
                 Claim::Won(won) => break won,
                 // The row waits in the ledger; a settling delivery of its integration hands
                 // it the slot (no polling), and the sweeper covers anything else.
@@ -280,7 +269,7 @@ impl Engine {
                 // early: wait out the rest here rather than bounce it through the queue.
                 Claim::NotDue(wait) if wait <= QUEUE_PRECISION => tokio::time::sleep(wait).await,
                 Claim::NotDue(wait) => {
-                    return self.queue.push_after(delivery_id.to_owned(), wait).await;
+                    return self.queue.push_after(job.delivery_id.clone(), wait).await;
                 }
                 Claim::Nothing => return Ok(()),
             }
@@ -413,9 +402,19 @@ impl Engine {
     /// Claims the row: reads it, then takes one of its integration's in-flight slots for
     /// it ([`Engine::take_slot`]), which only one worker can win. A duplicate job finds
     /// nothing to do.
-    async fn claim(&self, delivery_id: &str) -> Result<Claim, Error> {
+    async fn claim(&self, job: &DeliverLead) -> Result<Claim, Error> {
+        // A job that names its integration is Busy before the read when the integration
+        // already has its share of this process's slots: at full speed that is most jobs,
+        // and for a hanging receiver all of them.
+        if job
+            .integration_id
+            .as_deref()
+            .is_some_and(|id| self.local_share_used(id))
+        {
+            return Ok(Claim::Busy);
+        }
         let now = now();
-        let Some(row) = delivery::Entity::find_by_id(delivery_id)
+        let Some(row) = delivery::Entity::find_by_id(job.delivery_id.as_str())
             .one(&self.db)
             .await?
         else {

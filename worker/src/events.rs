@@ -5,7 +5,7 @@
 
 use futures::StreamExt;
 use leadrelay_entity::DeliveryStatus;
-use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, aio::ConnectionManager};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -115,12 +115,7 @@ impl EventBus {
                     Ok(p) => p,
                     Err(e) => return tracing::error!(error = %e, "encoding an event"),
                 };
-                let res: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-                    .arg(&channel)
-                    .arg(payload)
-                    .query_async(&mut conn.clone())
-                    .await;
-                if let Err(e) = res {
+                if let Err(e) = conn.clone().publish::<_, _, ()>(&channel, payload).await {
                     tracing::warn!(error = %e, %channel, "publishing an event");
                 }
             }

@@ -10,8 +10,8 @@ use apalis_core::backend::{
     ext::poll_strategy::{PollSnapshot, PollStrategy},
 };
 use apalis_redis::{Config as RedisQueueConfig, RedisStorage};
-use futures::{TryFutureExt, task::AtomicWaker};
-use redis::aio::ConnectionManager;
+use futures::task::AtomicWaker;
+use redis::{AsyncCommands, aio::ConnectionManager};
 use serde::{Deserialize, Serialize};
 use std::{
     sync::{
@@ -61,9 +61,13 @@ impl From<String> for DeliverLead {
 /// Where jobs are pushed.
 #[derive(Clone)]
 pub enum Queue {
-    /// apalis jobs in Redis, and the channel that wakes the workers when fresh ones are
-    /// pushed ([`wake_channel`]).
-    Redis(Box<RedisStorage<DeliverLead>>, String),
+    /// apalis jobs in Redis, and the connection and channel on which a push of fresh
+    /// ones wakes the workers ([`wake_channel`]).
+    Redis {
+        storage: Box<RedisStorage<DeliverLead>>,
+        conn: ConnectionManager,
+        wake: String,
+    },
     Local(mpsc::UnboundedSender<DeliverLead>),
 }
 
@@ -366,10 +370,13 @@ fn redis_config(prefix: &str, concurrency: u16) -> RedisQueueConfig {
 impl Queue {
     /// A queue of apalis jobs in Redis under `{prefix}:deliveries`.
     pub fn redis(conn: ConnectionManager, prefix: &str, concurrency: u16) -> Self {
-        Queue::Redis(
-            Box::new(RedisStorage::new(conn).with_config(redis_config(prefix, concurrency))),
-            wake_channel(prefix),
-        )
+        Queue::Redis {
+            storage: Box::new(
+                RedisStorage::new(conn.clone()).with_config(redis_config(prefix, concurrency)),
+            ),
+            conn,
+            wake: wake_channel(prefix),
+        }
     }
 
     /// An in-process queue and its receiver.
@@ -391,7 +398,7 @@ impl Queue {
                 });
                 Ok(())
             }
-            Queue::Redis(storage, _) => {
+            Queue::Redis { storage, .. } => {
                 let task = TaskBuilder::new(DeliverLead::from(delivery_id))
                     .run_after(delay)
                     .build();
@@ -403,7 +410,7 @@ impl Queue {
     /// Removes finished jobs from Redis (apalis keeps their id, data and metadata
     /// otherwise), a chunk per script call; returns how many it removed.
     pub async fn vacuum(&self) -> Result<usize, Error> {
-        let Queue::Redis(storage, _) = self else {
+        let Queue::Redis { storage, .. } = self else {
             return Ok(0);
         };
         let mut storage = (**storage).clone();
@@ -428,7 +435,11 @@ impl Queue {
                         .map_err(|_| Error::Queue("the in-process worker has stopped".into()))?;
                 }
             }
-            Queue::Redis(storage, wake) => {
+            Queue::Redis {
+                storage,
+                conn,
+                wake,
+            } => {
                 // Concurrent pushes share the multiplexed connection, which pipelines them:
                 // a lead with ten integrations costs one round trip to Redis, not ten.
                 let pushes = jobs.into_iter().map(|job| {
@@ -438,13 +449,8 @@ impl Queue {
                 futures::future::try_join_all(pushes).await?;
                 // After the pushes, so a woken worker finds the jobs. Only a hint: without
                 // it the workers' tick finds them.
-                let mut storage = (**storage).clone();
-                let mut publish = redis::cmd("PUBLISH");
-                publish.arg(wake).arg("");
-                let published = publish
-                    .query_async::<i64>(storage.get_connection())
-                    .map_ok(|_| ());
-                if let Err(e) = bounded(published).await {
+                let mut conn = conn.clone();
+                if let Err(e) = bounded(conn.publish::<_, _, ()>(wake, "")).await {
                     tracing::debug!(error = %e, "waking the workers");
                 }
             }

@@ -18,8 +18,7 @@ use tokio::{net::TcpListener, task::JoinHandle};
 #[derive(Default)]
 struct PathLog {
     first: HashMap<String, Instant>,
-    duplicates: u64,
-    /// The first arrival of the lead each duplicate repeated.
+    /// For each duplicate, the first arrival of the lead it repeated.
     repeated: Vec<Instant>,
     /// Requests answered (any status): a hanging path answers none.
     answered: u64,
@@ -50,10 +49,7 @@ async fn receive(State(log): State<Log>, uri: Uri, body: Bytes) -> StatusCode {
         let mut log = lock(&log);
         let entry = log.entry(path.to_owned()).or_default();
         match entry.first.entry(lead_id) {
-            Entry::Occupied(first) => {
-                entry.duplicates += 1;
-                entry.repeated.push(*first.get());
-            }
+            Entry::Occupied(first) => entry.repeated.push(*first.get()),
             Entry::Vacant(first) => {
                 first.insert(at);
             }
@@ -113,7 +109,9 @@ impl Receiver {
 
     /// Repeated arrivals on `path`.
     pub fn duplicates(&self, path: &str) -> u64 {
-        lock(&self.log).get(path).map_or(0, |p| p.duplicates)
+        lock(&self.log)
+            .get(path)
+            .map_or(0, |p| p.repeated.len() as u64)
     }
 
     /// For each repeated arrival on `path`, when the lead it repeated first arrived.

@@ -24,7 +24,9 @@ use leadrelay_entity::{
 use leadrelay_worker::{
     Event,
     ids::new_id,
-    preset, request,
+    preset,
+    queue::DeliverLead,
+    request,
     secrets::{self, SecretKey},
     signing,
     targets::TargetPolicy,
@@ -737,7 +739,10 @@ async fn enqueue_waiting(app: &AppState, tenant_id: &str, integration_id: &str) 
         .into_tuple()
         .all(&app.db)
         .await?;
-    if let Err(e) = app.queue.push(ids).await {
+    let jobs = ids
+        .into_iter()
+        .map(|id| DeliverLead::due(id, integration_id));
+    if let Err(e) = app.queue.push(jobs).await {
         // The sweeper finds them in the ledger.
         tracing::warn!(error = %e, integration_id, "enqueueing deliveries of a reactivated integration");
     }

@@ -3,6 +3,7 @@
 //! at once, the fallback takes over, and finished deliveries can be resent.
 
 use leadrelay_tests::{Mode, Receiver, Session, TestApp};
+use leadrelay_worker::queue::{DeliverLead, Queue};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -105,6 +106,38 @@ async fn a_receiver_that_always_answers_503_gets_five_attempts_on_the_ladder_the
         ids.iter().all(|id| *id == delivery),
         "webhook-id is the delivery id on every retry: {ids:?}"
     );
+}
+
+/// A job that names its delivery and comes before the row's retry is due (a second job
+/// for the row, or one that came early) sends nothing: the retry still goes out once, at
+/// its step of the ladder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_comes_before_its_retry_is_due_waits_for_the_ladder() {
+    let app = app_with_ladder("0s,3s").await;
+    let receiver = Receiver::start().await;
+    receiver.respond_with(503, "maintenance");
+    let owner = app.signup().await;
+    let (delivery, integration) =
+        one_delivery(&app, &owner, json!({ "url": receiver.url("/x") })).await;
+    receiver.wait_for(1, Duration::from_secs(15)).await;
+    app.wait_for_delivery(&owner, &delivery, "RETRY_SCHEDULED")
+        .await;
+    receiver.respond_with(200, "ok");
+
+    let conn = redis::Client::open(app.redis_url.as_str())
+        .unwrap()
+        .get_connection_manager()
+        .await
+        .unwrap();
+    Queue::redis(conn, &app.redis_prefix, 1)
+        .push([DeliverLead::due(&delivery, &integration)])
+        .await
+        .unwrap();
+
+    let done = app.wait_for_delivery(&owner, &delivery, "DELIVERED").await;
+    assert_eq!(done["attemptCount"], 2);
+    assert_eq!(receiver.requests().len(), 2, "the early job sent nothing");
+    assert_spacing(&gaps(&receiver), &[3]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

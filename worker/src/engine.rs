@@ -28,8 +28,8 @@ use sea_orm::{
     FromQueryResult, IdenStatic, PaginatorTrait, QueryFilter, QueryOrder, QueryResult, QueryTrait,
     SelectA, SelectB, SelectC, TransactionTrait,
     sea_query::{
-        Alias, Asterisk, CommonTableExpression, Expr, ExprTrait, Func, JoinType, Query,
-        SelectStatement, UpdateStatement, WithClause,
+        Alias, Asterisk, CommonTableExpression, Expr, ExprTrait, Func, FunctionCall, JoinType,
+        Query, SelectStatement, UpdateStatement, WithClause,
     },
 };
 use serde_json::{Value, json};
@@ -269,7 +269,7 @@ impl Engine {
                 // early: wait out the rest here rather than bounce it through the queue.
                 Claim::NotDue(wait) if wait <= QUEUE_PRECISION => tokio::time::sleep(wait).await,
                 Claim::NotDue(wait) => {
-                    return self.queue.push_after(job.delivery_id.clone(), wait).await;
+                    return self.queue.push_after(job.clone(), wait).await;
                 }
                 Claim::Nothing => return Ok(()),
             }
@@ -393,7 +393,9 @@ impl Engine {
                 (settled.status, settled.next_attempt_at)
             {
                 let wait = (at - now()).to_std().unwrap_or(Duration::ZERO);
-                self.queue.push_after(settled.id, wait).await?;
+                self.queue
+                    .push_after(DeliverLead::due(settled.id, settled.integration_id), wait)
+                    .await?;
             }
             return Ok(next);
         }
@@ -401,17 +403,19 @@ impl Engine {
 
     /// Claims the row: reads it, then takes one of its integration's in-flight slots for
     /// it ([`Engine::take_slot`]), which only one worker can win. A duplicate job finds
-    /// nothing to do.
+    /// nothing to do. A job that names its integration needs no read on PostgreSQL
+    /// ([`Engine::claim_named`]).
     async fn claim(&self, job: &DeliverLead) -> Result<Claim, Error> {
         // A job that names its integration is Busy before the read when the integration
         // already has its share of this process's slots: at full speed that is most jobs,
         // and for a hanging receiver all of them.
-        if job
-            .integration_id
-            .as_deref()
-            .is_some_and(|id| self.local_share_used(id))
-        {
-            return Ok(Claim::Busy);
+        if let Some(integration_id) = job.integration_id.as_deref() {
+            if self.local_share_used(integration_id) {
+                return Ok(Claim::Busy);
+            }
+            if self.db.get_database_backend() == DatabaseBackend::Postgres {
+                return self.claim_named(&job.delivery_id).await;
+            }
         }
         let now = now();
         let Some(row) = delivery::Entity::find_by_id(job.delivery_id.as_str())
@@ -445,6 +449,46 @@ impl Engine {
             .map_or(Claim::Nothing, Claim::Won))
     }
 
+    /// A claim in one call of `leadrelay_claim` (m0015), which checks the row as the read
+    /// above would and takes its slot as [`Engine::take_slot`] does, returning it with its
+    /// context. A row waiting but not due yet comes back as it is. Busy, paused, taken by
+    /// another or finished are all nothing to do here: the row waits in the ledger.
+    async fn claim_named(&self, delivery_id: &str) -> Result<Claim, Error> {
+        let now = now();
+        let claim = Func::cust("leadrelay_claim").args([
+            Expr::val(delivery_id),
+            Expr::val(now),
+            Expr::val(now + chrono(self.settings.lease)),
+        ]);
+        let Some(taken) = self.taken_by(claim).await? else {
+            return Ok(Claim::Nothing);
+        };
+        if taken.0.status != DeliveryStatus::InFlight {
+            return Ok(taken.0.next_attempt_at.map_or(Claim::Nothing, |due| {
+                Claim::NotDue((due - now).to_std().unwrap_or(Duration::ZERO))
+            }));
+        }
+        Ok(self
+            .with_lead(Some(taken))
+            .await?
+            .map_or(Claim::Nothing, Claim::Won))
+    }
+
+    /// The row a PostgreSQL function of the engine returns (`leadrelay_take`,
+    /// `leadrelay_claim`), with its context, in one round trip.
+    async fn taken_by(&self, function: FunctionCall) -> Result<Option<Taken>, Error> {
+        let mut select = with_context();
+        select.from_function(function, delivery::Entity);
+        match self
+            .db
+            .query_one_raw(DatabaseBackend::Postgres.build(&select))
+            .await?
+        {
+            Some(row) => won(&row),
+            None => Ok(None),
+        }
+    }
+
     /// Takes one of the integration's `maxInFlight` slots for `row` (if it still has the
     /// status and `updated_at` it was read with), or with None for the integration's
     /// oldest due waiting row: the row goes IN_FLIGHT under a lease, and is returned with
@@ -472,16 +516,7 @@ impl Engine {
                 Expr::val(now),
                 Expr::val(lease_until),
             ]);
-            let mut select = with_context();
-            select.from_function(take, delivery::Entity);
-            return match self
-                .db
-                .query_one_raw(DatabaseBackend::Postgres.build(&select))
-                .await?
-            {
-                Some(taken) => self.with_lead(won(&taken)?).await,
-                None => Ok(None),
-            };
+            return self.with_lead(self.taken_by(take).await?).await;
         }
         let txn = self.db.begin().await?;
         let Some(integration) = integration::Entity::find_by_id(integration_id)

@@ -30,30 +30,20 @@ use tokio::{
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliverLead {
     pub delivery_id: String,
-    /// The row's integration, when the pusher knew it and the row was due: a worker that
-    /// already runs its share of that integration's deliveries drops the job without
-    /// reading the row, which one of those deliveries takes on when it settles. Jobs
-    /// queued without it (by the sweeper, or before it existed) read the row first.
+    /// The row's integration: a worker that already runs its share of that
+    /// integration's deliveries drops the job without reading the row, which one of
+    /// those deliveries takes on when it settles, and on PostgreSQL the claim needs no
+    /// read either. Jobs queued without it (before it existed) read the row first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integration_id: Option<String>,
 }
 
 impl DeliverLead {
-    /// A job for a due row of `integration_id`.
+    /// A job for a row of `integration_id` that is due when the job runs.
     pub fn due(delivery_id: impl Into<String>, integration_id: impl Into<String>) -> Self {
         DeliverLead {
             delivery_id: delivery_id.into(),
             integration_id: Some(integration_id.into()),
-        }
-    }
-}
-
-impl From<String> for DeliverLead {
-    /// A job naming only its row.
-    fn from(delivery_id: String) -> Self {
-        DeliverLead {
-            delivery_id,
-            integration_id: None,
         }
     }
 }
@@ -388,20 +378,18 @@ impl Queue {
     /// Pushes one job that runs after `delay` (retries, and deliveries waiting for a
     /// free slot). An in-process delayed job dies with the process; the sweeper finds its
     /// row again in the ledger.
-    pub async fn push_after(&self, delivery_id: String, delay: Duration) -> Result<(), Error> {
+    pub async fn push_after(&self, job: DeliverLead, delay: Duration) -> Result<(), Error> {
         match self {
             Queue::Local(tx) => {
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
-                    let _ = tx.send(DeliverLead::from(delivery_id));
+                    let _ = tx.send(job);
                 });
                 Ok(())
             }
             Queue::Redis { storage, .. } => {
-                let task = TaskBuilder::new(DeliverLead::from(delivery_id))
-                    .run_after(delay)
-                    .build();
+                let task = TaskBuilder::new(job).run_after(delay).build();
                 bounded((**storage).clone().push_task(task)).await
             }
         }
@@ -423,15 +411,12 @@ impl Queue {
         in_chunks(storage.get_connection(), VACUUM_SCRIPT, &keys, VACUUM_CHUNK).await
     }
 
-    /// Pushes each job (or delivery id) to run now.
-    pub async fn push(
-        &self,
-        jobs: impl IntoIterator<Item = impl Into<DeliverLead>>,
-    ) -> Result<(), Error> {
+    /// Pushes each job to run now.
+    pub async fn push(&self, jobs: impl IntoIterator<Item = DeliverLead>) -> Result<(), Error> {
         match self {
             Queue::Local(tx) => {
                 for job in jobs {
-                    tx.send(job.into())
+                    tx.send(job)
                         .map_err(|_| Error::Queue("the in-process worker has stopped".into()))?;
                 }
             }
@@ -444,7 +429,7 @@ impl Queue {
                 // a lead with ten integrations costs one round trip to Redis, not ten.
                 let pushes = jobs.into_iter().map(|job| {
                     let mut storage = (**storage).clone();
-                    async move { bounded(storage.push(job.into())).await }
+                    async move { bounded(storage.push(job)).await }
                 });
                 futures::future::try_join_all(pushes).await?;
                 // After the pushes, so a woken worker finds the jobs. Only a hint: without
@@ -658,9 +643,15 @@ mod tests {
             json,
             serde_json::json!({ "delivery_id": "dlv_1", "integration_id": "int_1" })
         );
-        // A job from the sweeper, or queued before jobs named their integration.
+        // A job queued before jobs named their integration.
         let old: DeliverLead = serde_json::from_str(r#"{"delivery_id":"dlv_2"}"#).unwrap();
-        assert_eq!(old, DeliverLead::from("dlv_2".to_owned()));
+        assert_eq!(
+            old,
+            DeliverLead {
+                delivery_id: "dlv_2".to_owned(),
+                integration_id: None
+            }
+        );
         assert_eq!(
             serde_json::to_string(&old).unwrap(),
             r#"{"delivery_id":"dlv_2"}"#

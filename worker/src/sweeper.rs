@@ -9,7 +9,7 @@ use crate::{
     engine::{WAITING, now},
     error::Error,
     metrics,
-    queue::Queue,
+    queue::{DeliverLead, Queue},
 };
 use chrono::{DateTime, Utc};
 use leadrelay_entity::{DeliveryStatus, delivery, integration};
@@ -55,9 +55,10 @@ pub async fn sweep_once(
         .from(integration::Entity)
         .and_where(integration::Column::Active.eq(true))
         .to_owned();
-    let mut ids: Vec<String> = delivery::Entity::find()
+    let mut rows: Vec<(String, String)> = delivery::Entity::find()
         .select_only()
         .column(delivery::Column::Id)
+        .column(delivery::Column::IntegrationId)
         .filter(delivery::Column::IntegrationId.in_subquery(active))
         .filter(delivery::Column::Status.eq(DeliveryStatus::InFlight))
         .filter(delivery::Column::LeaseUntil.lt(now))
@@ -66,7 +67,7 @@ pub async fn sweep_once(
         .into_tuple()
         .all(&txn)
         .await?;
-    ids.extend(first_waiting(&txn, overdue).await?);
+    rows.extend(first_waiting(&txn, overdue).await?);
     let oldest: Option<Option<chrono::DateTime<chrono::Utc>>> = delivery::Entity::find()
         .select_only()
         .column_as(delivery::Column::NextAttemptAt.min(), "oldest")
@@ -83,10 +84,15 @@ pub async fn sweep_once(
             .unwrap_or_default(),
     );
     txn.commit().await?;
-    let count = ids.len();
+    let count = rows.len();
     if count > 0 {
         tracing::info!(count, "sweeper re-enqueued deliveries");
-        queue.push(ids).await?;
+        queue
+            .push(
+                rows.into_iter()
+                    .map(|(id, integration)| DeliverLead::due(id, integration)),
+            )
+            .await?;
     }
     Ok(count)
 }
@@ -94,17 +100,19 @@ pub async fn sweep_once(
 #[derive(FromQueryResult)]
 struct Waiting {
     id: String,
+    integration_id: String,
 }
 
-/// The ids of the first `max_in_flight` rows (in due order) of every active integration
-/// that have waited since `overdue` or longer.
+/// The ids and integrations of the first `max_in_flight` rows (in due order) of every
+/// active integration that have waited since `overdue` or longer.
 async fn first_waiting(
     txn: &DatabaseTransaction,
     overdue: DateTime<Utc>,
-) -> Result<Vec<String>, Error> {
+) -> Result<Vec<(String, String)>, Error> {
     let (d, i) = (Alias::new("d"), Alias::new("i"));
     let ranked = Query::select()
         .column((d.clone(), delivery::Column::Id))
+        .column((d.clone(), delivery::Column::IntegrationId))
         .column((d.clone(), delivery::Column::NextAttemptAt))
         .column((i.clone(), integration::Column::MaxInFlight))
         .expr_as(
@@ -128,6 +136,7 @@ async fn first_waiting(
     let w = Alias::new("w");
     let first = Query::select()
         .column((w.clone(), delivery::Column::Id))
+        .column((w.clone(), delivery::Column::IntegrationId))
         .from_subquery(ranked, w.clone())
         .and_where(
             Expr::col((w.clone(), Alias::new("rank")))
@@ -141,7 +150,7 @@ async fn first_waiting(
         .all(txn)
         .await?
         .into_iter()
-        .map(|w| w.id)
+        .map(|w| (w.id, w.integration_id))
         .collect())
 }
 

@@ -139,23 +139,15 @@ macro_rules! context {
     };
 }
 
-/// Claim: read the row, then take a slot for it with the engine's `take_slot` on
-/// PostgreSQL: one call of `leadrelay_take`, joined to what an attempt reads.
-async fn claim(ledger: &PgPool, f: &Fixture, delivery: &str) -> Result<DateTime<Utc>> {
+/// Claim: the engine's claim of a fresh job (which names its integration) on
+/// PostgreSQL: one call of `leadrelay_claim`, joined to what an attempt reads.
+async fn claim(ledger: &PgPool, delivery: &str) -> Result<DateTime<Utc>> {
     let now = now();
-    let row = query("SELECT * FROM deliveries WHERE id = $1")
-        .bind(delivery)
-        .fetch_one(ledger)
-        .await?;
-    let updated_at: DateTime<Utc> = row.try_get("updated_at")?;
     let taken = query(concat!(
-        "SELECT * FROM leadrelay_take($1, $2, $3, $4, $5, $6) AS d ",
+        "SELECT * FROM leadrelay_claim($1, $2, $3) AS d ",
         context!()
     ))
-    .bind(&f.integration)
     .bind(delivery)
-    .bind("PENDING")
-    .bind(updated_at)
     .bind(now)
     .bind(now + chrono::Duration::seconds(30))
     .fetch_optional(ledger)
@@ -214,7 +206,7 @@ struct Pools {
 
 async fn one_lead(pools: &Pools, f: &Fixture, i: u64) -> Result<()> {
     let delivery = intake(&pools.api, f, i).await?;
-    let claimed_at = claim(&pools.ledger, f, &delivery).await?;
+    let claimed_at = claim(&pools.ledger, &delivery).await?;
     settle(&pools.ledger, f, &delivery, claimed_at).await
 }
 

@@ -12,6 +12,7 @@ mod receiver;
 mod report;
 mod scenarios;
 mod stack;
+mod transactions;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::{path::PathBuf, process::ExitCode};

@@ -8,6 +8,7 @@ use crate::{
     receiver::Receiver,
     report::{self, Figures, Report},
     stack::{self, Binaries, List, Setup, Stack, Tenant},
+    transactions,
 };
 use anyhow::{Context, Result, bail, ensure};
 use indicatif::ProgressBar;
@@ -249,7 +250,22 @@ async fn steady(
         warm_up(stack, receiver, &http, options).await?;
         let posting = report::bar(pace.leads(), "posted");
         let before = cpu::busy_ms();
-        let mut figures = deliver(&http, receiver, &list, paths, pace, options, posting).await;
+        let transactions_per_lead = async {
+            match pace {
+                Pace::Rate { per_s, seconds } => {
+                    let per_second = transactions::per_second(&stack.database_url, seconds);
+                    per_second.await.map(|t| t / per_s as f64)
+                }
+                Pace::Fastest { .. } => None,
+            }
+        };
+        let (mut figures, transactions_per_lead) = tokio::join!(
+            deliver(&http, receiver, &list, paths, pace, options, posting),
+            transactions_per_lead
+        );
+        if let Some(per_lead) = transactions_per_lead {
+            figures.insert("db_transactions_per_lead", per_lead);
+        }
         // The whole machine's CPU time from the first POST to the last arrival, per lead.
         let accepted = figures.get("accepted").copied().unwrap_or(0.0);
         if let (Some(before), Some(after)) = (before, cpu::busy_ms())

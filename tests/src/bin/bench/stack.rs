@@ -350,7 +350,6 @@ async fn admin() -> Result<PgConnection> {
         .context("connecting to PostgreSQL")
 }
 
-/// Drops the database at `url`, even with connections still open.
 /// How the bench's processes reach PostgreSQL on this host: without TLS, as a deployment
 /// with its database on the same host would. (Debian's server has `ssl = on`, and sqlx's
 /// default `sslmode=prefer` would encrypt every loopback round trip.) The floor connects
@@ -359,6 +358,7 @@ pub fn local(database_url: &str) -> String {
     format!("{database_url}?sslmode=disable")
 }
 
+/// Drops the database at `url`, even with connections still open.
 pub async fn drop_database(url: &str) -> Result<()> {
     let name = url.rsplit('/').next().unwrap_or(url);
     admin()

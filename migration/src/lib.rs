@@ -18,6 +18,7 @@ mod m0012_swap_slot;
 mod m0013_dedupe;
 mod m0014_one_row_functions;
 mod m0015_claim;
+mod m0016_swap_turn_first;
 
 /// Runs `sql` on PostgreSQL only: for what SQLite has no counterpart of (server-side
 /// functions), where the engine runs the same steps itself.
@@ -52,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0013_dedupe::Migration),
             Box::new(m0014_one_row_functions::Migration),
             Box::new(m0015_claim::Migration),
+            Box::new(m0016_swap_turn_first::Migration),
         ]
     }
 }

@@ -21,7 +21,7 @@ pub struct Migration;
 /// other rows under a live lease already fill `max_in_flight` (it was lowered, or the
 /// settled row's lease ran out and a claim took its slot), or nothing is waiting that no
 /// one else holds. Each statement of a PL/pgSQL function sees a fresh snapshot.
-const CREATE: &str = r"
+pub(crate) const CREATE: &str = r"
 CREATE FUNCTION leadrelay_swap(
     p_settled text, p_integration text, p_now timestamptz, p_lease_until timestamptz)
 RETURNS SETOF deliveries

@@ -28,8 +28,8 @@ use sea_orm::{
     FromQueryResult, IdenStatic, PaginatorTrait, QueryFilter, QueryOrder, QueryResult, QueryTrait,
     SelectA, SelectB, SelectC, TransactionTrait,
     sea_query::{
-        Alias, Asterisk, CommonTableExpression, Expr, ExprTrait, Func, FunctionCall, JoinType,
-        Query, SelectStatement, UpdateStatement, WithClause,
+        Alias, Asterisk, CommonTableExpression, Expr, ExprTrait, Func, JoinType, Query,
+        SelectStatement, UpdateStatement, WithClause,
     },
 };
 use serde_json::{Value, json};
@@ -401,21 +401,23 @@ impl Engine {
         }
     }
 
-    /// Claims the row: reads it, then takes one of its integration's in-flight slots for
-    /// it ([`Engine::take_slot`]), which only one worker can win. A duplicate job finds
-    /// nothing to do. A job that names its integration needs no read on PostgreSQL
-    /// ([`Engine::claim_named`]).
+    /// Claims the row: takes one of its integration's in-flight slots for it, which only
+    /// one worker can win; a duplicate job finds nothing to do. On PostgreSQL that is one
+    /// call ([`Engine::claim_in_one`]); SQLite reads the row, then takes the slot
+    /// ([`Engine::take_slot`]).
     async fn claim(&self, job: &DeliverLead) -> Result<Claim, Error> {
-        // A job that names its integration is Busy before the read when the integration
-        // already has its share of this process's slots: at full speed that is most jobs,
-        // and for a hanging receiver all of them.
-        if let Some(integration_id) = job.integration_id.as_deref() {
-            if self.local_share_used(integration_id) {
-                return Ok(Claim::Busy);
-            }
-            if self.db.get_database_backend() == DatabaseBackend::Postgres {
-                return self.claim_named(&job.delivery_id).await;
-            }
+        // A job that names its integration is Busy before the database when the
+        // integration already has its share of this process's slots: at full speed that is
+        // most jobs, and for a hanging receiver all of them.
+        if job
+            .integration_id
+            .as_deref()
+            .is_some_and(|id| self.local_share_used(id))
+        {
+            return Ok(Claim::Busy);
+        }
+        if self.db.get_database_backend() == DatabaseBackend::Postgres {
+            return self.claim_in_one(&job.delivery_id).await;
         }
         let now = now();
         let Some(row) = delivery::Entity::find_by_id(job.delivery_id.as_str())
@@ -449,18 +451,27 @@ impl Engine {
             .map_or(Claim::Nothing, Claim::Won))
     }
 
-    /// A claim in one call of `leadrelay_claim` (m0015), which checks the row as the read
-    /// above would and takes its slot as [`Engine::take_slot`] does, returning it with its
+    /// A claim in one call of `leadrelay_claim` (m0015), which checks the row as SQLite's
+    /// read does and takes its slot under the integration's turn, returning it with its
     /// context. A row waiting but not due yet comes back as it is. Busy, paused, taken by
     /// another or finished are all nothing to do here: the row waits in the ledger.
-    async fn claim_named(&self, delivery_id: &str) -> Result<Claim, Error> {
+    async fn claim_in_one(&self, delivery_id: &str) -> Result<Claim, Error> {
         let now = now();
         let claim = Func::cust("leadrelay_claim").args([
             Expr::val(delivery_id),
             Expr::val(now),
             Expr::val(now + chrono(self.settings.lease)),
         ]);
-        let Some(taken) = self.taken_by(claim).await? else {
+        let mut select = with_context();
+        select.from_function(claim, delivery::Entity);
+        let Some(row) = self
+            .db
+            .query_one_raw(DatabaseBackend::Postgres.build(&select))
+            .await?
+        else {
+            return Ok(Claim::Nothing);
+        };
+        let Some(taken) = won(&row)? else {
             return Ok(Claim::Nothing);
         };
         if taken.0.status != DeliveryStatus::InFlight {
@@ -474,31 +485,13 @@ impl Engine {
             .map_or(Claim::Nothing, Claim::Won))
     }
 
-    /// The row a PostgreSQL function of the engine returns (`leadrelay_take`,
-    /// `leadrelay_claim`), with its context, in one round trip.
-    async fn taken_by(&self, function: FunctionCall) -> Result<Option<Taken>, Error> {
-        let mut select = with_context();
-        select.from_function(function, delivery::Entity);
-        match self
-            .db
-            .query_one_raw(DatabaseBackend::Postgres.build(&select))
-            .await?
-        {
-            Some(row) => won(&row),
-            None => Ok(None),
-        }
-    }
-
     /// Takes one of the integration's `maxInFlight` slots for `row` (if it still has the
     /// status and `updated_at` it was read with), or with None for the integration's
     /// oldest due waiting row: the row goes IN_FLIGHT under a lease, and is returned with
     /// its integration as it is now.
     /// Nothing when the integration is busy or paused (a test row goes anyway), or the
-    /// row changed meanwhile. Claims and hand-offs of one integration take turns, so the
-    /// cap holds across every worker process. On PostgreSQL the whole step is one call of
-    /// `leadrelay_take` (migration m0010), holding the integration's turn for
-    /// microseconds instead of several round trips; SQLite (one writer) runs the same
-    /// steps here.
+    /// row changed meanwhile. SQLite only (one writer): PostgreSQL claims in one call
+    /// ([`Engine::claim_in_one`]) and hands slots on inside the settle (`leadrelay_swap`).
     async fn take_slot(
         &self,
         integration_id: &str,
@@ -506,18 +499,6 @@ impl Engine {
         now: DateTime<Utc>,
     ) -> Result<Option<Won>, Error> {
         let lease_until = now + chrono(self.settings.lease);
-        if self.db.get_database_backend() == DatabaseBackend::Postgres {
-            // The taken row with its integration as it is now, in one round trip.
-            let take = Func::cust("leadrelay_take").args([
-                Expr::val(integration_id),
-                Expr::val(row.map(|r| r.id.clone())),
-                Expr::val(row.map(|r| sea_orm::ActiveEnum::to_value(&r.status))),
-                Expr::val(row.map(|r| r.updated_at)),
-                Expr::val(now),
-                Expr::val(lease_until),
-            ]);
-            return self.with_lead(self.taken_by(take).await?).await;
-        }
         let txn = self.db.begin().await?;
         let Some(integration) = integration::Entity::find_by_id(integration_id)
             .one(&txn)

@@ -31,9 +31,9 @@ use tokio::{
 pub struct DeliverLead {
     pub delivery_id: String,
     /// The row's integration: a worker that already runs its share of that
-    /// integration's deliveries drops the job without reading the row, which one of
-    /// those deliveries takes on when it settles, and on PostgreSQL the claim needs no
-    /// read either. Jobs queued without it (before it existed) read the row first.
+    /// integration's deliveries drops the job without touching the database, and one of
+    /// those deliveries takes the row on when it settles. Jobs queued without it (before
+    /// it existed) are claimed like any other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integration_id: Option<String>,
 }

@@ -4,7 +4,10 @@
 use async_graphql::ErrorExtensions;
 use axum::{
     Json,
-    http::{HeaderValue, StatusCode, header::RETRY_AFTER},
+    http::{
+        HeaderValue, StatusCode,
+        header::{CONNECTION, RETRY_AFTER},
+    },
     response::{IntoResponse, Response},
 };
 use serde_json::json;
@@ -140,6 +143,14 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
+        if matches!(self, ApiError::PayloadTooLarge(_)) {
+            // The rest of the body is never read, so the connection closes after this
+            // answer: said here, before the answer is written, so a client never sends its
+            // next request on it.
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
         response
     }
 }
@@ -182,6 +193,15 @@ mod tests {
 
     fn sqlx_error(e: sqlx::Error) -> DbErr {
         DbErr::Query(RuntimeErr::SqlxError(Arc::new(e)))
+    }
+
+    #[test]
+    fn a_body_over_the_limit_closes_the_connection() {
+        let response = ApiError::PayloadTooLarge("too big".into()).into_response();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(response.headers()[CONNECTION], "close");
+        let response = ApiError::BadInput("bad".into()).into_response();
+        assert!(response.headers().get(CONNECTION).is_none());
     }
 
     #[test]

@@ -499,7 +499,7 @@ async fn post(http: &reqwest::Client, url: &str, attempt: Attempt) -> Answer {
         Err(e) => Answer {
             kind: attempt.kind,
             status: 599,
-            body: format!("request failed: {e}"),
+            body: format!("request failed: {e:?}"),
         },
     }
 }

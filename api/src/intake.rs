@@ -4,6 +4,7 @@
 
 use crate::{
     error::{ApiError, ApiResult},
+    list_cache::ListConfig,
     lists,
     normalise::{Normalised, normalise},
     rules,
@@ -26,7 +27,7 @@ use chrono::{DateTime, Utc};
 use leadrelay_entity::{
     DeliveryStatus, Endpoint, LeadStatus, delivery, idempotency_key, integration, lead, list,
 };
-use leadrelay_worker::{DeliverLead, db::set_values, ids::new_id, payload, request};
+use leadrelay_worker::{DeliverLead, db::set_values, ids::new_id, metrics, payload, request};
 use sea_orm::{
     ActiveEnum,
     ActiveValue::Set,
@@ -227,16 +228,22 @@ pub fn cors() -> CorsLayer {
         .allow_headers([
             CONTENT_TYPE,
             HeaderName::from_static("x-api-key"),
-            HeaderName::from_static("idempotency-key"),
+            IDEMPOTENCY_KEY,
         ])
         .max_age(std::time::Duration::from_secs(86_400))
 }
+
+/// The header whose value makes a POST idempotent.
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// How long the first answer to an `Idempotency-Key` is replayed.
 const IDEMPOTENCY_HOURS: i64 = 24;
 
 /// `POST /inbound/{token}`: 202 with the lead id, its status and the reasons for it (or
-/// a 303 to the list's thank-you page for a browser's form post).
+/// a 303 to the list's thank-you page for a browser's form post). On PostgreSQL without
+/// an `Idempotency-Key` the lead is taken with this process's copy of the list
+/// ([`ListCache`](crate::list_cache::ListCache)) when it has one, checked by intake's statement itself; when the copy
+/// is stale, or would turn the lead away, the list is read again and the lead taken anew.
 #[tracing::instrument(skip_all, fields(list_id))]
 pub async fn inbound(
     State(app): State<AppState>,
@@ -246,27 +253,55 @@ pub async fn inbound(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Response> {
-    // The list with its integrations, in one query: a lead needs both.
-    let (list, integrations) = list::Entity::find()
-        .filter(list::Column::InboundToken.eq(token.as_str()))
-        .find_with_related(integration::Entity)
-        .all(&app.db)
-        .await?
-        .into_iter()
-        .next()
-        .ok_or(ApiError::NotFound("inbound token"))?;
-    tracing::Span::current().record("list_id", list.id.as_str());
-    if !list.active {
-        return Err(ApiError::Forbidden(
-            "this list is inactive and does not accept leads".into(),
-        ));
+    let post = Post {
+        peer,
+        query,
+        headers,
+        body,
+    };
+    let checked = app.db.get_database_backend() == DbBackend::Postgres
+        && !post.headers.contains_key(IDEMPOTENCY_KEY);
+    let mut reason = "no_copy";
+    if checked && let Some(copy) = app.lists.copy(&token).await {
+        if let Some(response) = take_lead(&app, &copy, true, &post).await? {
+            return Ok(response);
+        }
+        reason = "stale";
     }
-    check_api_key(&list, &headers)?;
-    app.rate_limits
-        .check(&list.id, list.rate_limit_per_minute)
-        .map_err(ApiError::RateLimited)?;
-    let idempotency = idempotency_header(&headers)?;
-    let body = body.map_err(|e| match e.status() {
+    metrics::intake_list_read(reason);
+    let config = app.lists.read(&app.db, &token).await?;
+    take_lead(&app, &config, false, &post)
+        .await?
+        .ok_or_else(|| ApiError::internal("intake", "a list just read was found stale"))
+}
+
+/// What intake reads of an inbound POST besides its token.
+struct Post {
+    peer: SocketAddr,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+}
+
+/// Takes one lead for `config`'s list. With `copy` (a cached list, PostgreSQL, no
+/// `Idempotency-Key`), None where the copy may be stale: it would turn the lead away, or
+/// intake's statement found the list changed since (and stored nothing).
+async fn take_lead(
+    app: &AppState,
+    config: &ListConfig,
+    copy: bool,
+    post: &Post,
+) -> ApiResult<Option<Response>> {
+    let (list, integrations) = &**config;
+    tracing::Span::current().record("list_id", list.id.as_str());
+    let headers = &post.headers;
+    let admitted = admit(app, list, headers);
+    if copy && admitted.is_err() {
+        return Ok(None);
+    }
+    admitted?;
+    let idempotency = idempotency_header(headers)?;
+    let body = post.body.as_ref().map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::PayloadTooLarge(format!("the body is larger than {} KiB", BODY_LIMIT / 1024))
         }
@@ -274,22 +309,22 @@ pub async fn inbound(
     })?;
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let fields = normalise(
-        read_fields(content_type, body.clone(), query.as_deref()).await?,
-        &lists::aliases(&list),
+        read_fields(content_type, body.clone(), post.query.as_deref()).await?,
+        &lists::aliases(list),
     );
     if fields.is_empty() {
         return Err(ApiError::Unprocessable("the lead has no fields".into()));
     }
-    let source_ip = app.trusted_proxies.client_ip(peer.ip(), &headers);
+    let source_ip = app.trusted_proxies.client_ip(post.peer.ip(), headers);
     let Assessed {
         fields,
         verifications,
         score,
         score_reasons,
         reasons,
-    } = assess(&app, &list, fields, source_ip).await?;
+    } = assess(app, list, fields, source_ip).await?;
     let now = Utc::now();
-    let dedupe = Dedupe::new(&list, &rules::dedupe_keys(&list, &fields), idempotency, now);
+    let dedupe = Dedupe::new(list, &rules::dedupe_keys(list, &fields), idempotency, now);
     let qualified = reasons.is_empty();
     let mut lead = lead::Model {
         id: new_id("lead"),
@@ -313,19 +348,24 @@ pub async fn inbound(
         is_test: false,
         source_ip: Some(source_ip.to_string()),
         // PostgreSQL text cannot hold U+0000: shown as U+FFFD, like invalid UTF-8.
-        raw_body: String::from_utf8_lossy(&body).replace('\0', "\u{fffd}"),
+        raw_body: String::from_utf8_lossy(body).replace('\0', "\u{fffd}"),
         created_at: now,
         qualified_at: qualified.then_some(now),
     };
     // Only a qualified lead is dispatched (a duplicate is not), and its filters read the
     // lead as stored.
     let targets = if qualified {
-        dispatch_targets(&list, integrations, &lead)
+        dispatch_targets(list, integrations, &lead)
     } else {
         Vec::new()
     };
     let jobs = if app.db.get_database_backend() == DbBackend::Postgres && idempotency.is_none() {
-        let (original, jobs) = insert_unless_duplicate(&app.db, &lead, &targets, &dedupe).await?;
+        let version = copy.then_some(list.config_version);
+        let Some((original, jobs)) =
+            insert_unless_duplicate(&app.db, &lead, &targets, &dedupe, version).await?
+        else {
+            return Ok(None);
+        };
         if let Some(original) = original {
             mark_duplicate(&mut lead, original);
         }
@@ -336,7 +376,7 @@ pub async fn inbound(
         if let Some(key) = idempotency
             && let Some(first) = replay(&txn, &list.id, key, now).await?
         {
-            return Ok(respond(&list, &headers, first));
+            return Ok(Some(respond(list, headers, first)));
         }
         let targets = match original {
             Some(original) => {
@@ -359,7 +399,21 @@ pub async fn inbound(
         // The rows are in the ledger; the lead is accepted and will be found again there.
         tracing::warn!(error = %e, lead_id = lead.id, "enqueueing deliveries failed");
     }
-    Ok(respond(&list, &headers, answer(&lead)))
+    Ok(Some(respond(list, headers, answer(&lead))))
+}
+
+/// Whether the list takes a POST at all: active, its key given when it needs one, and its
+/// rate limit not reached.
+fn admit(app: &AppState, list: &list::Model, headers: &HeaderMap) -> ApiResult<()> {
+    if !list.active {
+        return Err(ApiError::Forbidden(
+            "this list is inactive and does not accept leads".into(),
+        ));
+    }
+    check_api_key(list, headers)?;
+    app.rate_limits
+        .check(&list.id, list.rate_limit_per_minute)
+        .map_err(ApiError::RateLimited)
 }
 
 /// The lead as a duplicate of `original`: not qualified, and never dispatched.
@@ -411,7 +465,7 @@ fn check_api_key(list: &list::Model, headers: &HeaderMap) -> ApiResult<()> {
 
 /// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.
 fn idempotency_header(headers: &HeaderMap) -> ApiResult<Option<&str>> {
-    let Some(value) = headers.get("idempotency-key") else {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY) else {
         return Ok(None);
     };
     match value.to_str() {
@@ -613,12 +667,16 @@ async fn lock_and_find_original(
 /// duplicate_of IS NULL …) SELECT duplicate_of FROM lead`. The function's lookups see a
 /// snapshot taken after its locks, as inside a transaction. Returns the original (the
 /// lead is then stored as [`mark_duplicate`] has it) or the jobs of the deliveries.
+/// With `version` (the lead was assessed with the api's copy of its list) `found`
+/// reads `FROM lists WHERE id = … AND config_version = …`: None when the list has changed
+/// since, and nothing was stored or locked.
 async fn insert_unless_duplicate(
     db: &impl ConnectionTrait,
     lead: &lead::Model,
-    targets: &[integration::Model],
+    targets: &[&integration::Model],
     dedupe: &Dedupe<'_>,
-) -> ApiResult<(Option<String>, Vec<DeliverLead>)> {
+    version: Option<i64>,
+) -> ApiResult<Option<(Option<String>, Vec<DeliverLead>)>> {
     let (found, stored) = (Alias::new("found"), Alias::new("lead"));
     let original = Expr::col((found.clone(), Alias::new(ORIGINAL)));
     let fresh = || original.clone().is_null();
@@ -649,11 +707,18 @@ async fn insert_unless_duplicate(
         .select_from(Query::select().exprs(values).from(found.clone()).to_owned())
         .map_err(|e| ApiError::internal("the lead's insert", e))?
         .returning(Query::returning().column(lead::Column::DuplicateOf));
+    let mut check = dedupe.select()?;
+    if let Some(version) = version {
+        check
+            .from(list::Entity)
+            .and_where(list::Column::Id.eq(lead.list_id.as_str()))
+            .and_where(list::Column::ConfigVersion.eq(version));
+    }
     let mut statement = WithClause::new();
     statement
         .cte(
             CommonTableExpression::new()
-                .query(dedupe.select()?)
+                .query(check)
                 .table_name(found)
                 .to_owned(),
         )
@@ -696,28 +761,33 @@ async fn insert_unless_duplicate(
             .from(stored)
             .to_owned(),
     );
-    let row = db
+    let Some(row) = db
         .query_one_raw(DbBackend::Postgres.build(&statement))
         .await?
-        .ok_or_else(|| ApiError::internal("the lead's insert", "returned no row"))?;
+    else {
+        return match version {
+            Some(_) => Ok(None),
+            None => Err(ApiError::internal("the lead's insert", "returned no row")),
+        };
+    };
     let original: Option<String> = row.try_get("", "duplicate_of")?;
-    Ok(match original {
+    Ok(Some(match original {
         Some(original) => (Some(original), Vec::new()),
         None => (None, jobs),
-    })
+    }))
 }
 
 /// The integrations of the list (read with it) that take `lead`: active, or waiting out
 /// an automatic pause, and passing their dispatch filter. A lead none takes is stored and
 /// visible, and goes nowhere.
-fn dispatch_targets(
+fn dispatch_targets<'a>(
     list: &list::Model,
-    integrations: Vec<integration::Model>,
+    integrations: &'a [integration::Model],
     lead: &lead::Model,
-) -> Vec<integration::Model> {
+) -> Vec<&'a integration::Model> {
     let mut context = None;
     integrations
-        .into_iter()
+        .iter()
         // An auto-paused integration still gets its deliveries: they wait in the ledger
         // until it is active again. One switched off by hand gets none.
         .filter(|target| target.tenant_id == list.tenant_id)
@@ -740,7 +810,7 @@ fn dispatch_targets(
 pub async fn insert_lead(
     txn: &DatabaseTransaction,
     lead: &lead::Model,
-    targets: &[integration::Model],
+    targets: &[&integration::Model],
 ) -> ApiResult<Vec<DeliverLead>> {
     lead::Entity::insert(lead.clone().into_active_model())
         .exec_without_returning(txn)
@@ -760,7 +830,7 @@ pub async fn insert_lead(
 
 /// The job of a new delivery to each of `targets`, in order: the delivery's id is made
 /// here, for its row.
-fn new_jobs(targets: &[integration::Model]) -> Vec<DeliverLead> {
+fn new_jobs(targets: &[&integration::Model]) -> Vec<DeliverLead> {
     targets
         .iter()
         .map(|target| DeliverLead::due(new_id("dlv"), &target.id))

@@ -13,6 +13,7 @@ pub mod input;
 pub mod intake;
 pub mod integrations;
 pub mod leads;
+pub mod list_cache;
 pub mod lists;
 pub mod normalise;
 pub mod pagination;
@@ -228,6 +229,7 @@ pub async fn serve(
         secret_key,
         lookups,
         trusted_proxies: client_ip::TrustedProxies::new(&config.lookups.trusted_proxies),
+        lists: list_cache::ListCache::default(),
     };
     let schema = graphql::schema(app.clone());
     let router = Router::new()

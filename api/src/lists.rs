@@ -279,6 +279,7 @@ impl ListMutation {
             rate_limit_per_minute: Set(None),
             score_weights: Set(serde_json::json!({})),
             created_at: Set(Utc::now()),
+            config_version: Set(0),
         }
         .insert(&app.db)
         .await?;

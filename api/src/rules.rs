@@ -184,6 +184,7 @@ mod tests {
             rate_limit_per_minute: None,
             score_weights: json!({}),
             created_at: Utc::now(),
+            config_version: 0,
         }
     }
 

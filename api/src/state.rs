@@ -25,4 +25,6 @@ pub struct AppState {
     pub lookups: Arc<Lookups>,
     /// Whose `X-Forwarded-For` is believed.
     pub trusted_proxies: TrustedProxies,
+    /// Intake's copies of lists with their integrations, by inbound token.
+    pub lists: crate::list_cache::ListCache,
 }

@@ -60,7 +60,7 @@ impl TestLeadMutation {
             ..sample
         };
         let txn = app.db.begin().await?;
-        let jobs = intake::insert_lead(&txn, &lead, &[integration]).await?;
+        let jobs = intake::insert_lead(&txn, &lead, &[&integration]).await?;
         let row = delivery::Entity::find_by_id(jobs[0].delivery_id.as_str())
             .one(&txn)
             .await?

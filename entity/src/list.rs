@@ -35,6 +35,9 @@ pub struct Model {
     /// (`{"email_valid": 40}`); checks left out keep their default points.
     pub score_weights: Json,
     pub created_at: DateTimeUtc,
+    /// Bumped by PostgreSQL on every change to the list or to what intake reads of its
+    /// integrations (m0017): the api's copy of the list is current while this matches.
+    pub config_version: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

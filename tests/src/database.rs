@@ -131,6 +131,15 @@ pub async fn terminate_backends(url: &str) -> i64 {
     sea_orm::sqlx::Row::get(&row, 0)
 }
 
+/// Runs `sql` in the database at `url`, as another api process or an operator would.
+pub async fn execute(url: &str, sql: &str) {
+    let db = Database::connect(url).await.expect("connect");
+    db.execute_unprepared(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    db.close().await.ok();
+}
+
 /// `SELECT count(*) FROM table` in the database at `url`.
 pub async fn count_rows(url: &str, table: &str) -> i64 {
     count_where(url, table, "true").await

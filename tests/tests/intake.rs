@@ -1,7 +1,7 @@
 //! Intake: bad inbound requests get a clear 4xx with a message and write nothing; good
 //! ones are normalised, verified and scored before delivery.
 
-use leadrelay_tests::{Receiver, TestApp};
+use leadrelay_tests::{Receiver, TestApp, database};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -105,6 +105,120 @@ async fn an_inactive_list_answers_403() {
         .await;
     assert_eq!(status, 403, "{answer}");
     assert_eq!(app.count_rows("leads").await, 0);
+}
+
+/// How often this api process read a list for intake, from `GET /metrics`: without a
+/// copy of it, and with a stale one.
+async fn list_reads(app: &TestApp) -> (u64, u64) {
+    let text = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    let count = |reason: &str| {
+        let name = format!("leadrelay_intake_list_reads_total{{reason=\"{reason}\"}} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(name.as_str()))
+            .map_or(0, |n| n.trim().parse().expect("a count"))
+    };
+    (count("no_copy"), count("stale"))
+}
+
+/// The api keeps a copy of each list with its integrations, so a lead needs no read of
+/// its list; a change made anywhere else (another api process, an operator's SQL) still
+/// reaches the very next lead, and a lead taken with a stale copy is taken again, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_made_elsewhere_reaches_the_next_lead() {
+    let app = TestApp::production().await;
+    let receiver = Receiver::start().await;
+    let owner = app.signup().await;
+    let list = app.create_list(&owner, "Copied").await;
+    let first = app
+        .create_integration(&owner, &list.id, &receiver.url("/first"), &[])
+        .await;
+    let (app, url) = (&app, list.inbound_url.as_str());
+    let post = |email: &str| {
+        let lead = json!({ "email": email });
+        async move { app.post_lead(url, &lead).await }
+    };
+    let sql = |statement: String| {
+        let url = app.database_url.clone();
+        async move { database::execute(&url, &statement).await }
+    };
+
+    for email in ["one@example.com", "two@example.com"] {
+        let (status, answer) = post(email).await;
+        assert_eq!(status, 202, "{answer}");
+    }
+    assert_eq!(list_reads(app).await, (1, 0), "two leads, one read");
+    let got = receiver.wait_for(2, Duration::from_secs(20)).await;
+    assert!(got.iter().all(|r| r.path == "/first"), "{got:?}");
+
+    // The first integration switched off by hand, a second one added.
+    sql(format!(
+        "UPDATE integrations SET active = false WHERE id = '{first}'"
+    ))
+    .await;
+    let second = app
+        .create_integration(&owner, &list.id, &receiver.url("/second"), &[])
+        .await;
+    let (status, answer) = post("three@example.com").await;
+    assert_eq!(status, 202, "{answer}");
+    let lead_id = answer["lead_id"].as_str().expect("lead_id");
+    let deliveries = app.lead_deliveries(&owner, lead_id).await;
+    assert_eq!(
+        deliveries.len(),
+        1,
+        "one integration takes it: {deliveries:?}"
+    );
+    let delivered = app
+        .wait_for_delivery(&owner, &deliveries[0], "DELIVERED")
+        .await;
+    assert_eq!(delivered["integration"]["id"], second.as_str());
+    assert_eq!(
+        list_reads(app).await,
+        (1, 1),
+        "the stale copy was read again"
+    );
+    assert_eq!(
+        app.count_rows("leads").await,
+        3,
+        "the stale pass stored nothing"
+    );
+
+    // The list switched off by hand, then on again; then its token changed by hand.
+    sql(format!(
+        "UPDATE lists SET active = false WHERE id = '{}'",
+        list.id
+    ))
+    .await;
+    let (status, answer) = post("four@example.com").await;
+    assert_eq!(status, 403, "{answer}");
+    sql(format!(
+        "UPDATE lists SET active = true WHERE id = '{}'",
+        list.id
+    ))
+    .await;
+    let (status, answer) = post("five@example.com").await;
+    assert_eq!(status, 202, "{answer}");
+    sql(format!(
+        "UPDATE lists SET inbound_token = 'changed-by-hand' WHERE id = '{}'",
+        list.id
+    ))
+    .await;
+    let (status, answer) = post("six@example.com").await;
+    assert_eq!(status, 404, "{answer}");
+    assert_eq!(app.count_rows("leads").await, 4);
+    let got = receiver.wait_for(4, Duration::from_secs(20)).await;
+    assert_eq!(
+        got.iter().filter(|r| r.path == "/second").count(),
+        2,
+        "{got:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

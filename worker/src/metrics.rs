@@ -71,3 +71,10 @@ pub fn record_lag(lag: Duration) {
     handle();
     metrics::histogram!("leadrelay_record_lag_seconds").record(lag.as_secs_f64());
 }
+
+/// Intake read a list from the database: `no_copy` when the api had no copy of it to use,
+/// `stale` when its copy was out of date, or would have turned the lead away.
+pub fn intake_list_read(reason: &'static str) {
+    handle();
+    metrics::counter!("leadrelay_intake_list_reads_total", "reason" => reason).increment(1);
+}

@@ -465,6 +465,7 @@ pub(crate) mod fixtures {
             rate_limit_per_minute: None,
             score_weights: json!({}),
             created_at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+            config_version: 0,
         }
     }
 }

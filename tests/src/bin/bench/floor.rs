@@ -27,6 +27,8 @@ struct Fixture {
     list: String,
     token: String,
     integration: String,
+    /// The list's `config_version` once its integration is in.
+    version: i64,
 }
 
 const VERIFICATIONS: &str = r#"{"email_valid":null,"phone_valid":null,"cnpj_valid":null,"cnpj_status":null,"ip_risk_score":null,"ip_proxy":null,"ip_vpn":null}"#;
@@ -37,6 +39,7 @@ async fn fixture(pool: &PgPool, max_in_flight: u32) -> Result<Fixture> {
         list: new_id("list"),
         token: leadrelay_worker::ids::random_token(),
         integration: new_id("int"),
+        version: 0,
     };
     query("INSERT INTO tenants (id, name, created_at) VALUES ($1, 'floor', now())")
         .bind(&f.tenant)
@@ -63,23 +66,22 @@ async fn fixture(pool: &PgPool, max_in_flight: u32) -> Result<Fixture> {
     .bind(i32::try_from(max_in_flight).unwrap_or(i32::MAX))
     .execute(pool)
     .await?;
-    Ok(f)
+    let version = query("SELECT config_version FROM lists WHERE id = $1")
+        .bind(&f.list)
+        .fetch_one(pool)
+        .await?
+        .try_get("config_version")?;
+    Ok(Fixture { version, ..f })
 }
 
-/// Intake: find the list with its integrations, then in one statement the duplicate check
+/// Intake, with the list and its integrations known (the api keeps a copy): in one
+/// statement the check that the list has not changed since, the duplicate check
 /// (`leadrelay_dedupe`: the advisory locks on the lead's email and phone, then the lookup
 /// of both, as a list's default rules have it), the lead (a duplicate if it found one)
 /// and, unless it is a duplicate, its delivery.
 async fn intake(pool: &PgPool, f: &Fixture, i: u64) -> Result<String> {
     let now = now();
     let (lead, delivery) = (new_id("lead"), new_id("dlv"));
-    query(
-        "SELECT * FROM lists LEFT JOIN integrations ON lists.id = integrations.list_id \
-         WHERE lists.inbound_token = $1 ORDER BY lists.id",
-    )
-    .bind(&f.token)
-    .fetch_all(pool)
-    .await?;
     let email = format!("lead{i}@example.com");
     let phone = format!("+55119{:08}", i % 100_000_000);
     let mut keys = [
@@ -89,7 +91,7 @@ async fn intake(pool: &PgPool, f: &Fixture, i: u64) -> Result<String> {
     keys.sort_unstable();
     let original: Option<String> = query(
         "WITH found AS (SELECT leadrelay_dedupe(CAST($13 AS jsonb), $2, $3, $4, $6, $14) \
-         AS original), \
+         AS original FROM lists WHERE id = $3 AND config_version = $15), \
          lead AS (INSERT INTO leads (id, tenant_id, list_id, email, name, phone, company, \
          custom_fields, verifications, score, status, reasons, duplicate_of, is_test, \
          source_ip, raw_body, created_at, qualified_at) \
@@ -120,6 +122,7 @@ async fn intake(pool: &PgPool, f: &Fixture, i: u64) -> Result<String> {
     .bind(&f.integration)
     .bind(serde_json::to_string(&keys)?)
     .bind(now - chrono::Duration::days(30))
+    .bind(f.version)
     .fetch_one(pool)
     .await?
     .try_get("duplicate_of")?;

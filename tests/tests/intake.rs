@@ -191,27 +191,19 @@ async fn a_change_made_elsewhere_reaches_the_next_lead() {
     );
 
     // The list switched off by hand, then on again; then its token changed by hand.
-    sql(format!(
-        "UPDATE lists SET active = false WHERE id = '{}'",
-        list.id
-    ))
-    .await;
-    let (status, answer) = post("four@example.com").await;
-    assert_eq!(status, 403, "{answer}");
-    sql(format!(
-        "UPDATE lists SET active = true WHERE id = '{}'",
-        list.id
-    ))
-    .await;
-    let (status, answer) = post("five@example.com").await;
-    assert_eq!(status, 202, "{answer}");
-    sql(format!(
-        "UPDATE lists SET inbound_token = 'changed-by-hand' WHERE id = '{}'",
-        list.id
-    ))
-    .await;
-    let (status, answer) = post("six@example.com").await;
-    assert_eq!(status, 404, "{answer}");
+    for (change, email, expected) in [
+        ("active = false", "four@example.com", 403),
+        ("active = true", "five@example.com", 202),
+        ("inbound_token = 'changed-by-hand'", "six@example.com", 404),
+    ] {
+        sql(format!(
+            "UPDATE lists SET {change} WHERE id = '{}'",
+            list.id
+        ))
+        .await;
+        let (status, answer) = post(email).await;
+        assert_eq!(status, expected, "{change}: {answer}");
+    }
     assert_eq!(app.count_rows("leads").await, 4);
     let got = receiver.wait_for(4, Duration::from_secs(20)).await;
     assert_eq!(

@@ -31,11 +31,11 @@ use leadrelay_worker::{DeliverLead, db::set_values, ids::new_id, metrics, payloa
 use sea_orm::{
     ActiveEnum,
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, TransactionTrait,
     sea_query::{
-        Alias, CommonTableExpression, Expr, ExprTrait, Func, Query, SelectStatement, UnionType,
-        WithClause,
+        Alias, Asterisk, CommonTableExpression, Expr, ExprTrait, Func, Query, SelectStatement,
+        UnionType, WithClause,
     },
 };
 use serde_json::{Value, json};
@@ -755,12 +755,17 @@ async fn insert_unless_duplicate(
                 .to_owned(),
         );
     }
-    let statement = statement.query(
-        Query::select()
-            .column((stored.clone(), lead::Column::DuplicateOf))
-            .from(stored)
-            .to_owned(),
-    );
+    let mut answer = Query::select();
+    answer
+        .column((stored.clone(), lead::Column::DuplicateOf))
+        .from(stored);
+    if !targets.is_empty() {
+        answer.expr_as(
+            waiting_anyway(targets, lead.created_at),
+            Alias::new(WAITING_ANYWAY),
+        );
+    }
+    let statement = statement.query(answer);
     let Some(row) = db
         .query_one_raw(DbBackend::Postgres.build(&statement))
         .await?
@@ -771,10 +776,68 @@ async fn insert_unless_duplicate(
         };
     };
     let original: Option<String> = row.try_get("", "duplicate_of")?;
-    Ok(Some(match original {
-        Some(original) => (Some(original), Vec::new()),
-        None => (None, jobs),
-    }))
+    if original.is_some() {
+        return Ok(Some((original, Vec::new())));
+    }
+    let waiting: Option<String> = match targets {
+        [] => None,
+        _ => row.try_get("", WAITING_ANYWAY)?,
+    };
+    let waiting: Vec<&str> = waiting
+        .as_deref()
+        .map_or_else(Vec::new, |ids| ids.split(',').collect());
+    let (queued, held): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|job| {
+        job.integration_id
+            .as_deref()
+            .is_none_or(|id| !waiting.contains(&id))
+    });
+    metrics::intake_jobs("pushed", queued.len());
+    metrics::intake_jobs("waiting", held.len());
+    Ok(Some((None, queued)))
+}
+
+/// The column of intake's statement that lists (comma-separated) the targets whose new
+/// delivery gets no job ([`waiting_anyway`]).
+const WAITING_ANYWAY: &str = "waiting_anyway";
+
+/// `(SELECT string_agg(id, ',') FROM integrations WHERE id IN (targets) AND (NOT active
+/// OR rows IN_FLIGHT under a live lease >= max_in_flight))`: the targets whose new
+/// delivery would only wait in the ledger, paused or at their `maxInFlight`. Its job
+/// would be fetched and dropped (`Busy`), so none is pushed: a settling delivery of the
+/// integration hands its slot to the oldest waiting row (`leadrelay_swap`), reactivation
+/// enqueues a paused integration's rows, and the sweeper covers anything else. The count
+/// is the statement's snapshot: a slot freed before the lead commits, with nothing of
+/// the integration settling after, leaves the row to the sweeper.
+fn waiting_anyway(targets: &[&integration::Model], now: DateTime<Utc>) -> Expr {
+    let in_flight = Query::select()
+        .expr(Func::count(Expr::col(Asterisk)))
+        .from(delivery::Entity)
+        .and_where(
+            Expr::col((delivery::Entity, delivery::Column::IntegrationId))
+                .equals((integration::Entity, integration::Column::Id)),
+        )
+        .and_where(delivery::Column::Status.eq(DeliveryStatus::InFlight))
+        .and_where(delivery::Column::LeaseUntil.gt(now))
+        .to_owned();
+    let waiting = Query::select()
+        .expr(Func::cust("string_agg").args([
+            Expr::col((integration::Entity, integration::Column::Id)),
+            Expr::val(","),
+        ]))
+        .from(integration::Entity)
+        .and_where(integration::Column::Id.is_in(targets.iter().map(|t| t.id.as_str())))
+        .cond_where(
+            Condition::any()
+                .add(integration::Column::Active.eq(false))
+                .add(
+                    Expr::SubQuery(None, Box::new(in_flight.into())).gte(Expr::col((
+                        integration::Entity,
+                        integration::Column::MaxInFlight,
+                    ))),
+                ),
+        )
+        .to_owned();
+    Expr::SubQuery(None, Box::new(waiting.into()))
 }
 
 /// The integrations of the list (read with it) that take `lead`: active, or waiting out

@@ -507,6 +507,24 @@ impl TestApp {
         database::count_rows(&self.database_url, table).await
     }
 
+    /// The value of one series of this process's `GET /metrics`, such as
+    /// `leadrelay_intake_jobs_total{outcome="waiting"}`; 0 while it has none.
+    pub async fn counter(&self, series: &str) -> u64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        let prefix = format!("{series} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+            .map_or(0, |n| n.trim().parse().expect("a count"))
+    }
+
     /// Counts rows of `table` matching the SQL `condition` in this app's database.
     pub async fn count_where(&self, table: &str, condition: &str) -> i64 {
         database::count_where(&self.database_url, table, condition).await

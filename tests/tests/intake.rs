@@ -107,25 +107,14 @@ async fn an_inactive_list_answers_403() {
     assert_eq!(app.count_rows("leads").await, 0);
 }
 
-/// How often this api process read a list for intake, from `GET /metrics`: without a
-/// copy of it, and with a stale one.
+/// How often this api process read a list for intake: without a copy of it, and with a
+/// stale one.
 async fn list_reads(app: &TestApp) -> (u64, u64) {
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    let count = |reason: &str| {
-        let name = format!("leadrelay_intake_list_reads_total{{reason=\"{reason}\"}} ");
-        text.lines()
-            .find_map(|line| line.strip_prefix(name.as_str()))
-            .map_or(0, |n| n.trim().parse().expect("a count"))
-    };
-    (count("no_copy"), count("stale"))
+    let reads = |reason: &str| format!("leadrelay_intake_list_reads_total{{reason=\"{reason}\"}}");
+    (
+        app.counter(&reads("no_copy")).await,
+        app.counter(&reads("stale")).await,
+    )
 }
 
 /// The api keeps a copy of each list with its integrations, so a lead needs no read of

@@ -422,6 +422,46 @@ async fn one_slow_integration_never_has_more_than_max_in_flight_requests() {
     );
 }
 
+/// A lead whose integration already has `maxInFlight` deliveries under way gets no job
+/// (it would only be fetched and dropped): its delivery waits in the ledger, and the one
+/// under way hands it the slot as it settles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_for_a_full_integration_waits_in_the_ledger_without_a_job() {
+    let app = app_with_ladder("0s").await;
+    let (receiver, owner, integration) = capped(&app, Duration::from_secs(1), 1, 1).await;
+    receiver.wait_for(1, Duration::from_secs(20)).await;
+    let inbound = app
+        .gql_ok(
+            &owner.token,
+            "query($id: ID!) { integration(id: $id) { list { inboundUrl } } }",
+            json!({ "id": integration }),
+        )
+        .await["integration"]["list"]["inboundUrl"]
+        .as_str()
+        .expect("inboundUrl")
+        .to_owned();
+    // The first request is under way and answers in a second: these three find the
+    // integration full.
+    for i in 0..3 {
+        let (status, answer) = app
+            .post_lead(
+                &inbound,
+                &json!({ "email": format!("later{i}@example.com") }),
+            )
+            .await;
+        assert_eq!(status, 202, "{answer}");
+    }
+    let jobs = |outcome: &str| format!("leadrelay_intake_jobs_total{{outcome=\"{outcome}\"}}");
+    assert_eq!(
+        app.counter(&jobs("pushed")).await,
+        1,
+        "only the first lead's job"
+    );
+    assert_eq!(app.counter(&jobs("waiting")).await, 3);
+    receiver.wait_for(4, Duration::from_secs(30)).await;
+    assert_eq!(receiver.max_concurrent(), 1, "one request at a time");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lowered_max_in_flight_applies_to_the_leads_already_waiting() {
     let app = app_with_ladder("0s").await;

@@ -78,3 +78,10 @@ pub fn intake_list_read(reason: &'static str) {
     handle();
     metrics::counter!("leadrelay_intake_list_reads_total", "reason" => reason).increment(1);
 }
+
+/// Intake stored `n` deliveries whose job it pushed (`pushed`), or left to wait in the
+/// ledger without one (`waiting`: their integration was paused or at its `maxInFlight`).
+pub fn intake_jobs(outcome: &'static str, n: usize) {
+    handle();
+    metrics::counter!("leadrelay_intake_jobs_total", "outcome" => outcome).increment(n as u64);
+}

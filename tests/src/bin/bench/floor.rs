@@ -78,7 +78,8 @@ async fn fixture(pool: &PgPool, max_in_flight: u32) -> Result<Fixture> {
 /// statement the check that the list has not changed since, the duplicate check
 /// (`leadrelay_dedupe`: the advisory locks on the lead's email and phone, then the lookup
 /// of both, as a list's default rules have it), the lead (a duplicate if it found one)
-/// and, unless it is a duplicate, its delivery.
+/// and, unless it is a duplicate, its delivery; and whether the integration is full (the
+/// product then pushes no job; the floor has none to push).
 async fn intake(pool: &PgPool, f: &Fixture, i: u64) -> Result<String> {
     let now = now();
     let (lead, delivery) = (new_id("lead"), new_id("dlv"));
@@ -106,7 +107,10 @@ async fn intake(pool: &PgPool, f: &Fixture, i: u64) -> Result<String> {
          endpoint, ladder_attempts, delivered_at, created_at, updated_at) \
          SELECT $11, $2, $1, $3, $12, 'PENDING', 0, $10, NULL, NULL, false, 'PRIMARY', 0, \
          NULL, $10, $10 FROM lead WHERE duplicate_of IS NULL) \
-         SELECT duplicate_of FROM lead",
+         SELECT duplicate_of, (SELECT string_agg(i.id, ',') FROM integrations AS i \
+         WHERE i.id IN ($12) AND (NOT i.active OR (SELECT count(*) FROM deliveries AS d \
+         WHERE d.integration_id = i.id AND d.status = 'IN_FLIGHT' AND d.lease_until > $10) \
+         >= i.max_in_flight)) AS waiting_anyway FROM lead",
     )
     .bind(&lead)
     .bind(&f.tenant)

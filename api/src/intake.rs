@@ -393,6 +393,7 @@ async fn take_lead(
         jobs
     };
 
+    metrics::intake_jobs("pushed", jobs.len());
     if !jobs.is_empty()
         && let Err(e) = app.queue.push(jobs).await
     {
@@ -755,17 +756,16 @@ async fn insert_unless_duplicate(
                 .to_owned(),
         );
     }
-    let mut answer = Query::select();
-    answer
-        .column((stored.clone(), lead::Column::DuplicateOf))
-        .from(stored);
-    if !targets.is_empty() {
-        answer.expr_as(
-            waiting_anyway(targets, lead.created_at),
-            Alias::new(WAITING_ANYWAY),
-        );
-    }
-    let statement = statement.query(answer);
+    let statement = statement.query(
+        Query::select()
+            .column((stored.clone(), lead::Column::DuplicateOf))
+            .expr_as(
+                waiting_anyway(targets, lead.created_at),
+                Alias::new(WAITING_ANYWAY),
+            )
+            .from(stored)
+            .to_owned(),
+    );
     let Some(row) = db
         .query_one_raw(DbBackend::Postgres.build(&statement))
         .await?
@@ -779,19 +779,13 @@ async fn insert_unless_duplicate(
     if original.is_some() {
         return Ok(Some((original, Vec::new())));
     }
-    let waiting: Option<String> = match targets {
-        [] => None,
-        _ => row.try_get("", WAITING_ANYWAY)?,
-    };
-    let waiting: Vec<&str> = waiting
-        .as_deref()
-        .map_or_else(Vec::new, |ids| ids.split(',').collect());
-    let (queued, held): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|job| {
+    let waiting: Option<String> = row.try_get("", WAITING_ANYWAY)?;
+    let waiting: Vec<&str> = waiting.iter().flat_map(|ids| ids.split(',')).collect();
+    let (held, queued): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|job| {
         job.integration_id
             .as_deref()
-            .is_none_or(|id| !waiting.contains(&id))
+            .is_some_and(|id| waiting.contains(&id))
     });
-    metrics::intake_jobs("pushed", queued.len());
     metrics::intake_jobs("waiting", held.len());
     Ok(Some((None, queued)))
 }

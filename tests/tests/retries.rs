@@ -383,14 +383,14 @@ async fn a_hanging_receiver_is_a_timeout_after_the_integration_timeout() {
 }
 
 /// A receiver answering after `delay`, an integration to it with `maxInFlight`, and
-/// `leads` leads posted to its list; returns the receiver, the owner and the
-/// integration's id.
+/// `leads` leads posted to its list; returns the receiver, the owner, the integration's
+/// id and the list's inbound URL.
 async fn capped(
     app: &TestApp,
     delay: Duration,
     max_in_flight: u32,
     leads: usize,
-) -> (Receiver, Session, String) {
+) -> (Receiver, Session, String, String) {
     let receiver = Receiver::start().await;
     receiver.delay_by(delay);
     let owner = app.signup().await;
@@ -402,13 +402,13 @@ async fn capped(
         )
         .await;
     app.post_leads(&list.inbound_url, leads).await;
-    (receiver, owner, integration)
+    (receiver, owner, integration, list.inbound_url)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_slow_integration_never_has_more_than_max_in_flight_requests() {
     let app = app_with_ladder("0s").await;
-    let (receiver, _owner, _) = capped(&app, Duration::from_millis(400), 2, 8).await;
+    let (receiver, _, _, _) = capped(&app, Duration::from_millis(400), 2, 8).await;
     receiver.wait_for(8, Duration::from_secs(30)).await;
     assert!(
         receiver.max_concurrent() <= 2,
@@ -428,18 +428,8 @@ async fn one_slow_integration_never_has_more_than_max_in_flight_requests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lead_for_a_full_integration_waits_in_the_ledger_without_a_job() {
     let app = app_with_ladder("0s").await;
-    let (receiver, owner, integration) = capped(&app, Duration::from_secs(1), 1, 1).await;
+    let (receiver, _, _, inbound) = capped(&app, Duration::from_secs(1), 1, 1).await;
     receiver.wait_for(1, Duration::from_secs(20)).await;
-    let inbound = app
-        .gql_ok(
-            &owner.token,
-            "query($id: ID!) { integration(id: $id) { list { inboundUrl } } }",
-            json!({ "id": integration }),
-        )
-        .await["integration"]["list"]["inboundUrl"]
-        .as_str()
-        .expect("inboundUrl")
-        .to_owned();
     // The first request is under way and answers in a second: these three find the
     // integration full.
     for i in 0..3 {
@@ -465,7 +455,7 @@ async fn a_lead_for_a_full_integration_waits_in_the_ledger_without_a_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lowered_max_in_flight_applies_to_the_leads_already_waiting() {
     let app = app_with_ladder("0s").await;
-    let (receiver, owner, integration) = capped(&app, Duration::from_millis(500), 4, 12).await;
+    let (receiver, owner, integration, _) = capped(&app, Duration::from_millis(500), 4, 12).await;
     receiver.wait_for(4, Duration::from_secs(30)).await;
     app.gql_ok(
         &owner.token,

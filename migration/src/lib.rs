@@ -20,6 +20,7 @@ mod m0014_one_row_functions;
 mod m0015_claim;
 mod m0016_swap_turn_first;
 mod m0017_list_config_version;
+mod m0018_static_lookups;
 
 /// Runs `sql` on PostgreSQL only: for what SQLite has no counterpart of (server-side
 /// functions), where the engine runs the same steps itself.
@@ -56,6 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0015_claim::Migration),
             Box::new(m0016_swap_turn_first::Migration),
             Box::new(m0017_list_config_version::Migration),
+            Box::new(m0018_static_lookups::Migration),
         ]
     }
 }

@@ -18,7 +18,7 @@ pub struct Migration;
 /// either value, or NULL. Each lookup matches its own index (`list_id`, key,
 /// `created_at`) and is planned for its values on each call: a generic plan made while
 /// the list was small can pick the other key's index and walk the whole window.
-const CREATE: &str = r"
+pub(crate) const CREATE: &str = r"
 CREATE FUNCTION leadrelay_dedupe(
     p_locks jsonb, p_tenant text, p_list text, p_email text, p_phone text,
     p_since timestamptz)

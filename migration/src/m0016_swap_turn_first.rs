@@ -13,7 +13,7 @@ use sea_orm_migration::prelude::*;
 pub struct Migration;
 
 /// The same arguments and results as m0012's; `ROWS 1` as m0014 set.
-const REPLACE: &str = r"
+pub(crate) const REPLACE: &str = r"
 CREATE OR REPLACE FUNCTION leadrelay_swap(
     p_settled text, p_integration text, p_now timestamptz, p_lease_until timestamptz)
 RETURNS SETOF deliveries

@@ -27,7 +27,9 @@ use chrono::{DateTime, Utc};
 use leadrelay_entity::{
     DeliveryStatus, Endpoint, LeadStatus, delivery, idempotency_key, integration, lead, list,
 };
-use leadrelay_worker::{DeliverLead, db::set_values, ids::new_id, metrics, payload, request};
+use leadrelay_worker::{
+    DeliverLead, db::set_values, heartbeat, ids::new_id, metrics, payload, request,
+};
 use sea_orm::{
     ActiveEnum,
     ActiveValue::Set,
@@ -795,8 +797,10 @@ async fn insert_unless_duplicate(
 const WAITING_ANYWAY: &str = "waiting_anyway";
 
 /// `(SELECT string_agg(id, ',') FROM integrations WHERE id IN (targets) AND (NOT active
-/// OR rows IN_FLIGHT under a live lease >= max_in_flight))`: the targets whose new
-/// delivery would only wait in the ledger, paused or at their `maxInFlight`. Its job
+/// OR rows IN_FLIGHT under a live lease >= LEAST(max_in_flight, the live workers'
+/// share)))`: the targets whose new delivery would only wait in the ledger, paused, at
+/// their `maxInFlight`, or holding as many slots as the live workers give one
+/// integration ([`heartbeat::live_share`]; none counted when no worker says). Its job
 /// would be fetched and dropped (`Busy`), so none is pushed: a settling delivery of the
 /// integration hands its slot to the oldest waiting row (`leadrelay_swap`), reactivation
 /// enqueues a paused integration's rows, and the sweeper covers anything else. The count
@@ -823,12 +827,12 @@ fn waiting_anyway(targets: &[&integration::Model], now: DateTime<Utc>) -> Expr {
         .cond_where(
             Condition::any()
                 .add(integration::Column::Active.eq(false))
-                .add(
-                    Expr::SubQuery(None, Box::new(in_flight.into())).gte(Expr::col((
-                        integration::Entity,
-                        integration::Column::MaxInFlight,
-                    ))),
-                ),
+                .add(Expr::SubQuery(None, Box::new(in_flight.into())).gte(
+                    Func::cust("LEAST").args([
+                        Expr::col((integration::Entity, integration::Column::MaxInFlight)),
+                        Expr::SubQuery(None, Box::new(heartbeat::live_share(now).into())),
+                    ]),
+                )),
         )
         .to_owned();
     Expr::SubQuery(None, Box::new(waiting.into()))

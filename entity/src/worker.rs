@@ -9,6 +9,8 @@ pub struct Model {
     pub name: String,
     pub started_at: DateTimeUtc,
     pub last_seen_at: DateTimeUtc,
+    /// How many of the worker's slots one integration may hold; NULL when it does not say.
+    pub integration_share: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

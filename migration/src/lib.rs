@@ -21,6 +21,7 @@ mod m0015_claim;
 mod m0016_swap_turn_first;
 mod m0017_list_config_version;
 mod m0018_static_lookups;
+mod m0019_worker_share;
 
 /// Runs `sql` on PostgreSQL only: for what SQLite has no counterpart of (server-side
 /// functions), where the engine runs the same steps itself.
@@ -58,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0016_swap_turn_first::Migration),
             Box::new(m0017_list_config_version::Migration),
             Box::new(m0018_static_lookups::Migration),
+            Box::new(m0019_worker_share::Migration),
         ]
     }
 }

@@ -2,7 +2,7 @@
 //! seconds): transient failures retry at the ladder's spacing, configuration errors fail
 //! at once, the fallback takes over, and finished deliveries can be resent.
 
-use leadrelay_tests::{Mode, Receiver, Session, TestApp};
+use leadrelay_tests::{Mode, Receiver, Session, TestApp, database, eventually};
 use leadrelay_worker::queue::{DeliverLead, Queue};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -422,6 +422,24 @@ async fn one_slow_integration_never_has_more_than_max_in_flight_requests() {
     );
 }
 
+/// POSTs `n` more leads (`later{i}@example.com`, none a duplicate of `capped`'s).
+async fn post_later(app: &TestApp, inbound: &str, n: usize) {
+    for i in 0..n {
+        let (status, answer) = app
+            .post_lead(
+                inbound,
+                &json!({ "email": format!("later{i}@example.com") }),
+            )
+            .await;
+        assert_eq!(status, 202, "{answer}");
+    }
+}
+
+/// The series of intake's jobs with `outcome` (`pushed` or `waiting`).
+fn jobs(outcome: &str) -> String {
+    format!("leadrelay_intake_jobs_total{{outcome=\"{outcome}\"}}")
+}
+
 /// A lead whose integration already has `maxInFlight` deliveries under way gets no job
 /// (it would only be fetched and dropped): its delivery waits in the ledger, and the one
 /// under way hands it the slot as it settles.
@@ -432,16 +450,7 @@ async fn a_lead_for_a_full_integration_waits_in_the_ledger_without_a_job() {
     receiver.wait_for(1, Duration::from_secs(20)).await;
     // The first request is under way and answers in a second: these three find the
     // integration full.
-    for i in 0..3 {
-        let (status, answer) = app
-            .post_lead(
-                &inbound,
-                &json!({ "email": format!("later{i}@example.com") }),
-            )
-            .await;
-        assert_eq!(status, 202, "{answer}");
-    }
-    let jobs = |outcome: &str| format!("leadrelay_intake_jobs_total{{outcome=\"{outcome}\"}}");
+    post_later(&app, &inbound, 3).await;
     assert_eq!(
         app.counter(&jobs("pushed")).await,
         1,
@@ -452,11 +461,53 @@ async fn a_lead_for_a_full_integration_waits_in_the_ledger_without_a_job() {
     assert_eq!(receiver.max_concurrent(), 1, "one request at a time");
 }
 
+/// The same below `maxInFlight` when the integration holds its share of the live
+/// workers' slots (three of a worker's four here): its next job would be dropped too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_for_an_integration_at_the_workers_share_waits_without_a_job() {
+    let app = TestApp::start(
+        Mode::Production,
+        &[
+            "--allow-insecure-targets",
+            "true",
+            "--retry-ladder",
+            "0s",
+            "--worker-concurrency",
+            "4",
+        ],
+    )
+    .await;
+    eventually(
+        "the worker's heartbeat",
+        Duration::from_secs(20),
+        || async {
+            (database::count_where(&app.database_url, "workers", "integration_share = 3").await
+                == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    let (receiver, _, _, inbound) = capped(&app, Duration::from_secs(1), 8, 3).await;
+    receiver.wait_for(3, Duration::from_secs(20)).await;
+    post_later(&app, &inbound, 2).await;
+    assert_eq!(
+        app.counter(&jobs("pushed")).await,
+        3,
+        "the first three leads' jobs"
+    );
+    assert_eq!(app.counter(&jobs("waiting")).await, 2);
+    receiver.wait_for(5, Duration::from_secs(30)).await;
+    assert_eq!(receiver.max_concurrent(), 3, "the worker's share at once");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lowered_max_in_flight_applies_to_the_leads_already_waiting() {
     let app = app_with_ladder("0s").await;
-    let (receiver, owner, integration, _) = capped(&app, Duration::from_millis(500), 4, 12).await;
+    // The first four answer in 3 s, so the change lands while they are under way however
+    // long the mutation takes; the rest answer quicker.
+    let (receiver, owner, integration, _) = capped(&app, Duration::from_secs(3), 4, 12).await;
     receiver.wait_for(4, Duration::from_secs(30)).await;
+    receiver.delay_by(Duration::from_millis(300));
     app.gql_ok(
         &owner.token,
         "mutation($id: ID!) { updateIntegration(id: $id, input: { maxInFlight: 1 }) { id } }",

@@ -988,19 +988,23 @@ impl Engine {
         Ok(released.rows_affected)
     }
 
-    /// Whether the integration already holds its share of this process's slots: at most
-    /// three quarters of them, so an integration whose receiver hangs (and whose
-    /// `maxInFlight` is as large as the process's concurrency) cannot starve the others.
-    /// Its running deliveries hand their slots on to its waiting rows meanwhile.
+    /// How many of this process's slots one integration may hold: three quarters of them,
+    /// so an integration whose receiver hangs (and whose `maxInFlight` is as large as the
+    /// process's concurrency) cannot starve the others. The heartbeat tells intake.
+    pub fn integration_share(&self) -> usize {
+        (usize::from(self.settings.worker_concurrency) * 3 / 4).max(1)
+    }
+
+    /// Whether the integration already holds its share of this process's slots. Its running
+    /// deliveries hand their slots on to its waiting rows meanwhile.
     fn local_share_used(&self, integration_id: &str) -> bool {
-        let share = (usize::from(self.settings.worker_concurrency) * 3 / 4).max(1);
         self.in_flight
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .values()
             .filter(|id| *id == integration_id)
             .count()
-            >= share
+            >= self.integration_share()
     }
 
     /// How many rows this process has in flight now.

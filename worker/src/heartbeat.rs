@@ -1,10 +1,13 @@
-//! Worker heartbeats in the ledger, so readiness can report which workers are alive.
+//! Worker heartbeats in the ledger, so readiness can report which workers are alive and
+//! intake knows how many deliveries of one integration the live workers take at once.
 
 use crate::{engine::now, error::Error};
+use chrono::{DateTime, Utc};
 use leadrelay_entity::worker;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    sea_query::OnConflict,
+    ActiveValue::Set,
+    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    sea_query::{Expr, ExprTrait, OnConflict, Query, SelectStatement},
 };
 use std::time::Duration;
 
@@ -22,17 +25,18 @@ pub fn worker_name() -> String {
     )
 }
 
-/// Records that `name` is alive now.
-pub async fn beat(db: &DatabaseConnection, name: &str) -> Result<(), Error> {
+/// Records that `name` is alive now, and lets one integration hold `share` of its slots.
+pub async fn beat(db: &DatabaseConnection, name: &str, share: i32) -> Result<(), Error> {
     let now = now();
     worker::Entity::insert(worker::ActiveModel {
         name: Set(name.to_owned()),
         started_at: Set(now),
         last_seen_at: Set(now),
+        integration_share: Set(Some(share)),
     })
     .on_conflict(
         OnConflict::column(worker::Column::Name)
-            .update_column(worker::Column::LastSeenAt)
+            .update_columns([worker::Column::LastSeenAt, worker::Column::IntegrationShare])
             .to_owned(),
     )
     .exec_without_returning(db)
@@ -41,9 +45,9 @@ pub async fn beat(db: &DatabaseConnection, name: &str) -> Result<(), Error> {
 }
 
 /// Beats every [`INTERVAL`] until the process ends.
-pub async fn run(db: DatabaseConnection, name: String) {
+pub async fn run(db: DatabaseConnection, name: String, share: i32) {
     loop {
-        if let Err(e) = beat(&db, &name).await {
+        if let Err(e) = beat(&db, &name, share).await {
             tracing::warn!(error = %e, "worker heartbeat failed");
         }
         tokio::time::sleep(INTERVAL).await;
@@ -58,11 +62,25 @@ pub async fn remove(db: &DatabaseConnection, name: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// The oldest heartbeat at `now` of a worker counted as alive: three intervals ago.
+fn live_since(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - chrono::Duration::from_std(INTERVAL * 3).unwrap_or_default()
+}
+
 /// How many workers reported within three intervals.
 pub async fn live(db: &DatabaseConnection) -> Result<u64, Error> {
-    let since = now() - chrono::Duration::from_std(INTERVAL * 3).unwrap_or_default();
     Ok(worker::Entity::find()
-        .filter(worker::Column::LastSeenAt.gte(since))
+        .filter(worker::Column::LastSeenAt.gte(live_since(now())))
         .count(db)
         .await?)
+}
+
+/// `SELECT sum(integration_share) FROM workers WHERE` alive at `now`: the most deliveries
+/// of one integration the live workers take at once; NULL when none says.
+pub fn live_share(now: DateTime<Utc>) -> SelectStatement {
+    Query::select()
+        .expr(Expr::col(worker::Column::IntegrationShare).sum())
+        .from(worker::Entity)
+        .and_where(Expr::col(worker::Column::LastSeenAt).gte(live_since(now)))
+        .to_owned()
 }

@@ -17,7 +17,11 @@ pub fn spawn_background(engine: &Engine, name: &str, sweep_interval: Duration) {
         engine.queue().clone(),
         sweep_interval,
     ));
-    tokio::spawn(heartbeat::run(engine.db().clone(), name.to_owned()));
+    tokio::spawn(heartbeat::run(
+        engine.db().clone(),
+        name.to_owned(),
+        i32::try_from(engine.integration_share()).unwrap_or(i32::MAX),
+    ));
 }
 
 /// Graceful stop: waits up to `grace` for in-flight deliveries, then hands the rest

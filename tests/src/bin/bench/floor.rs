@@ -110,7 +110,8 @@ async fn intake(pool: &PgPool, f: &Fixture, i: u64) -> Result<String> {
          SELECT duplicate_of, (SELECT string_agg(i.id, ',') FROM integrations AS i \
          WHERE i.id IN ($12) AND (NOT i.active OR (SELECT count(*) FROM deliveries AS d \
          WHERE d.integration_id = i.id AND d.status = 'IN_FLIGHT' AND d.lease_until > $10) \
-         >= i.max_in_flight)) AS waiting_anyway FROM lead",
+         >= LEAST(i.max_in_flight, (SELECT sum(integration_share) FROM workers \
+         WHERE last_seen_at >= $16)))) AS waiting_anyway FROM lead",
     )
     .bind(&lead)
     .bind(&f.tenant)
@@ -127,6 +128,7 @@ async fn intake(pool: &PgPool, f: &Fixture, i: u64) -> Result<String> {
     .bind(serde_json::to_string(&keys)?)
     .bind(now - chrono::Duration::days(30))
     .bind(f.version)
+    .bind(now - chrono::Duration::from_std(leadrelay_worker::heartbeat::INTERVAL * 3)?)
     .fetch_one(pool)
     .await?
     .try_get("duplicate_of")?;

@@ -3,6 +3,9 @@
 //! figure that does not depend on how fast or how busy the machine is. Counted in
 //! `pg_stat_database` over the middle half of a fixed-rate run: a busy backend reports its
 //! counts about once a second, so the counts at the run's start and end are incomplete.
+//! A backend that finds the database's entry locked by another's flush keeps its counts
+//! for up to 10 s (PostgreSQL 15's `PGSTAT_IDLE_INTERVAL`), so a short run on a busy
+//! server can undercount.
 
 use crate::stack;
 use sea_orm::sqlx::{Connection, PgConnection, query_scalar};

@@ -63,7 +63,7 @@ pub async fn remove(db: &DatabaseConnection, name: &str) -> Result<(), Error> {
 }
 
 /// The oldest heartbeat at `now` of a worker counted as alive: three intervals ago.
-fn live_since(now: DateTime<Utc>) -> DateTime<Utc> {
+pub fn live_since(now: DateTime<Utc>) -> DateTime<Utc> {
     now - chrono::Duration::from_std(INTERVAL * 3).unwrap_or_default()
 }
 

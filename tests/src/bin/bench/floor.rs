@@ -128,7 +128,7 @@ async fn intake(pool: &PgPool, f: &Fixture, i: u64) -> Result<String> {
     .bind(serde_json::to_string(&keys)?)
     .bind(now - chrono::Duration::days(30))
     .bind(f.version)
-    .bind(now - chrono::Duration::from_std(leadrelay_worker::heartbeat::INTERVAL * 3)?)
+    .bind(leadrelay_worker::heartbeat::live_since(now))
     .fetch_one(pool)
     .await?
     .try_get("duplicate_of")?;

@@ -23,19 +23,7 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-/// m0013's lookup, as `EXECUTE`d.
-const DEDUPE_DYNAMIC: &str = r"EXECUTE 'SELECT id FROM (
-            (SELECT id, created_at FROM leads WHERE tenant_id = $1 AND list_id = $2
-                AND email = $3 AND created_at >= $5 AND is_test = false
-                AND status <> ''DUPLICATE'' ORDER BY created_at LIMIT 1)
-            UNION ALL
-            (SELECT id, created_at FROM leads WHERE tenant_id = $1 AND list_id = $2
-                AND phone = $4 AND created_at >= $5 AND is_test = false
-                AND status <> ''DUPLICATE'' ORDER BY created_at LIMIT 1)
-        ) AS found ORDER BY created_at LIMIT 1'
-        INTO v_id USING p_tenant, p_list, p_email, p_phone, p_since;";
-
-/// The same lookup, static.
+/// m0013's duplicate lookup, static.
 const DEDUPE_STATIC: &str = r"SELECT id INTO v_id FROM (
             (SELECT id, created_at FROM leads WHERE tenant_id = p_tenant AND list_id = p_list
                 AND email = p_email AND created_at >= p_since AND is_test = false
@@ -46,23 +34,16 @@ const DEDUPE_STATIC: &str = r"SELECT id INTO v_id FROM (
                 AND status <> 'DUPLICATE' ORDER BY created_at LIMIT 1)
         ) AS found ORDER BY created_at LIMIT 1;";
 
-/// m0016's hand-off lookup, as `EXECUTE`d.
-const SWAP_DYNAMIC: &str = r"EXECUTE 'SELECT id FROM deliveries WHERE integration_id = $1
-                AND status IN (''PENDING'', ''RETRY_SCHEDULED'') AND next_attempt_at <= $2
-                AND id <> $3
-                ORDER BY next_attempt_at LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED'
-            INTO v_id USING p_integration, p_now, p_settled;";
-
-/// The same rows, static, in a form only `ix_deliveries_waiting` serves.
+/// m0016's hand-off lookup, static, in a form only `ix_deliveries_waiting` serves.
 const SWAP_STATIC: &str = r"SELECT id INTO v_id FROM deliveries
             WHERE (integration_id, next_attempt_at) >= (p_integration, '-infinity')
                 AND (integration_id, next_attempt_at) <= (p_integration, p_now)
                 AND status IN ('PENDING', 'RETRY_SCHEDULED') AND id <> p_settled
             ORDER BY integration_id, next_attempt_at LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED;";
 
-/// The functions as m0013 and m0016 left them, each with its signature, its dynamic
-/// lookup and the static one that replaces it.
-fn functions() -> [(String, &'static str, &'static str, &'static str); 2] {
+/// The functions as m0013 and m0016 left them, each with its signature and the static
+/// lookup that replaces its one `EXECUTE`.
+fn functions() -> [(String, &'static str, &'static str); 2] {
     [
         (
             crate::m0013_dedupe::CREATE.replacen(
@@ -71,34 +52,41 @@ fn functions() -> [(String, &'static str, &'static str, &'static str); 2] {
                 1,
             ),
             "leadrelay_dedupe(jsonb, text, text, text, text, timestamptz)",
-            DEDUPE_DYNAMIC,
             DEDUPE_STATIC,
         ),
         (
             crate::m0016_swap_turn_first::REPLACE.to_owned(),
             "leadrelay_swap(text, text, timestamptz, timestamptz)",
-            SWAP_DYNAMIC,
             SWAP_STATIC,
         ),
     ]
 }
 
-/// `function` with its lookup `from` replaced by `to`; an error if it has no such lookup.
-fn replaced(function: &str, from: &str, to: &str) -> Result<String, DbErr> {
-    if !function.contains(from) {
+/// `function` with its one `EXECUTE … USING …;` replaced by `fixed`; an error if it has
+/// none.
+fn with_static_lookup(function: &str, fixed: &str) -> Result<String, DbErr> {
+    let found = function.find("EXECUTE '").and_then(|start| {
+        let using = start + function[start..].find("USING")?;
+        Some((start, using + function[using..].find(';')?))
+    });
+    let Some((start, end)) = found else {
         return Err(DbErr::Migration(format!(
-            "m0018: the lookup to replace is not in {}",
+            "m0018: no EXECUTE to replace in {}",
             function.lines().nth(1).unwrap_or_default()
         )));
-    }
-    Ok(function.replacen(from, to, 1))
+    };
+    Ok(format!(
+        "{}{fixed}{}",
+        &function[..start],
+        &function[end + 1..]
+    ))
 }
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        for (function, signature, dynamic, fixed) in functions() {
-            crate::on_postgres(m, &replaced(&function, dynamic, fixed)?).await?;
+        for (function, signature, fixed) in functions() {
+            crate::on_postgres(m, &with_static_lookup(&function, fixed)?).await?;
             crate::on_postgres(
                 m,
                 &format!("ALTER FUNCTION {signature} SET enable_sort = off"),
@@ -110,7 +98,7 @@ impl MigrationTrait for Migration {
 
     /// Back to m0013's and m0016's functions, with the planner's settings of the session.
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        for (function, signature, _, _) in functions() {
+        for (function, signature, _) in functions() {
             crate::on_postgres(m, &format!("ALTER FUNCTION {signature} RESET enable_sort")).await?;
             crate::on_postgres(m, &function).await?;
         }

@@ -80,7 +80,8 @@ pub fn intake_list_read(reason: &'static str) {
 }
 
 /// Intake stored `n` deliveries whose job it pushed (`pushed`), or left to wait in the
-/// ledger without one (`waiting`: their integration was paused or at its `maxInFlight`).
+/// ledger without one (`waiting`: their integration was paused, at its `maxInFlight`, or
+/// at the live workers' share).
 pub fn intake_jobs(outcome: &'static str, n: usize) {
     handle();
     metrics::counter!("leadrelay_intake_jobs_total", "outcome" => outcome).increment(n as u64);

@@ -379,12 +379,17 @@ impl TestApp {
     /// POSTs `n` leads (`lead{i}@example.com`), 32 at a time, each answered 202; returns
     /// their ids.
     pub async fn post_leads(&self, inbound_url: &str, n: usize) -> HashSet<String> {
+        self.post_leads_as(inbound_url, "lead", n).await
+    }
+
+    /// [`TestApp::post_leads`] with the emails `{name}{i}@example.com`.
+    pub async fn post_leads_as(&self, inbound_url: &str, name: &str, n: usize) -> HashSet<String> {
         stream::iter(0..n)
             .map(|i| async move {
                 let (status, answer) = self
                     .post_lead(
                         inbound_url,
-                        &json!({ "email": format!("lead{i}@example.com") }),
+                        &json!({ "email": format!("{name}{i}@example.com") }),
                     )
                     .await;
                 assert_eq!(status, 202, "lead {i}: {answer}");

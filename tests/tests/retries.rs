@@ -425,19 +425,6 @@ async fn one_slow_integration_never_has_more_than_max_in_flight_requests() {
     );
 }
 
-/// POSTs `n` more leads (`later{i}@example.com`, none a duplicate of `capped`'s).
-async fn post_later(app: &TestApp, inbound: &str, n: usize) {
-    for i in 0..n {
-        let (status, answer) = app
-            .post_lead(
-                inbound,
-                &json!({ "email": format!("later{i}@example.com") }),
-            )
-            .await;
-        assert_eq!(status, 202, "{answer}");
-    }
-}
-
 /// Intake's job counters, `leadrelay_intake_jobs_total` by outcome: pushed, and left
 /// waiting in the ledger.
 async fn intake_jobs(app: &TestApp) -> (u64, u64) {
@@ -458,7 +445,7 @@ async fn a_lead_for_a_full_integration_waits_in_the_ledger_without_a_job() {
     receiver.wait_for(1, Duration::from_secs(20)).await;
     // The first request is under way and answers in a second: these three find the
     // integration full.
-    post_later(&app, &inbound, 3).await;
+    app.post_leads_as(&inbound, "later", 3).await;
     assert_eq!(
         intake_jobs(&app).await,
         (1, 3),
@@ -481,7 +468,7 @@ async fn a_lead_for_an_integration_at_the_workers_share_waits_without_a_job() {
     .await;
     let (receiver, _, _, inbound) = capped(&app, Duration::from_secs(1), 8, 3).await;
     receiver.wait_for(3, Duration::from_secs(20)).await;
-    post_later(&app, &inbound, 2).await;
+    app.post_leads_as(&inbound, "later", 2).await;
     assert_eq!(
         intake_jobs(&app).await,
         (3, 2),

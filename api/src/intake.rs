@@ -28,7 +28,7 @@ use leadrelay_entity::{
     DeliveryStatus, Endpoint, LeadStatus, delivery, idempotency_key, integration, lead, list,
 };
 use leadrelay_worker::{
-    DeliverLead, db::set_values, heartbeat, ids::new_id, metrics, payload, request,
+    DeliverLead, db::set_values, engine, heartbeat, ids::new_id, metrics, payload, request,
 };
 use sea_orm::{
     ActiveEnum,
@@ -800,7 +800,7 @@ const WAITING_ANYWAY: &str = "waiting_anyway";
 /// OR rows IN_FLIGHT under a live lease >= LEAST(max_in_flight, the live workers'
 /// share)))`: the targets whose new delivery would only wait in the ledger, paused, at
 /// their `maxInFlight`, or holding as many slots as the live workers give one
-/// integration ([`heartbeat::live_share`]; none counted when no worker says). Its job
+/// integration ([`heartbeat::slot_cap`]). Its job
 /// would be fetched and dropped (`Busy`), so none is pushed: a settling delivery of the
 /// integration hands its slot to the oldest waiting row (`leadrelay_swap`), reactivation
 /// enqueues a paused integration's rows, and the sweeper covers anything else. The count
@@ -814,8 +814,7 @@ fn waiting_anyway(targets: &[&integration::Model], now: DateTime<Utc>) -> Expr {
             Expr::col((delivery::Entity, delivery::Column::IntegrationId))
                 .equals((integration::Entity, integration::Column::Id)),
         )
-        .and_where(delivery::Column::Status.eq(DeliveryStatus::InFlight))
-        .and_where(delivery::Column::LeaseUntil.gt(now))
+        .cond_where(engine::holding_slot(now))
         .to_owned();
     let waiting = Query::select()
         .expr(Func::cust("string_agg").args([
@@ -827,12 +826,9 @@ fn waiting_anyway(targets: &[&integration::Model], now: DateTime<Utc>) -> Expr {
         .cond_where(
             Condition::any()
                 .add(integration::Column::Active.eq(false))
-                .add(Expr::SubQuery(None, Box::new(in_flight.into())).gte(
-                    Func::cust("LEAST").args([
-                        Expr::col((integration::Entity, integration::Column::MaxInFlight)),
-                        Expr::SubQuery(None, Box::new(heartbeat::live_share(now).into())),
-                    ]),
-                )),
+                .add(
+                    Expr::SubQuery(None, Box::new(in_flight.into())).gte(heartbeat::slot_cap(now)),
+                ),
         )
         .to_owned();
     Expr::SubQuery(None, Box::new(waiting.into()))

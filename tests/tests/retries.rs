@@ -478,6 +478,38 @@ async fn a_lead_for_an_integration_at_the_workers_share_waits_without_a_job() {
     assert_eq!(receiver.max_concurrent(), 3, "the worker's share at once");
 }
 
+/// The sweeper re-enqueues no overdue waiting row of an integration whose slots are all
+/// held (its job would only be dropped); the rows under way hand their slots on as they
+/// settle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_pushes_no_job_for_an_integration_whose_slots_are_all_held() {
+    let app = app_with_ladder_and("0s", &["--sweep-interval", "1s"]).await;
+    let (receiver, _, _, inbound) = capped(&app, Duration::from_secs(8), 2, 2).await;
+    receiver.wait_for(2, Duration::from_secs(20)).await;
+    app.post_leads_as(&inbound, "later", 3).await;
+    let sweeps = || app.counter("leadrelay_sweeps_total");
+    let before = sweeps().await;
+    // Three sweeps: the later rows are overdue (one interval) for the last ones.
+    eventually("three more sweeps", Duration::from_secs(20), || async {
+        (sweeps().await >= before + 3).then_some(())
+    })
+    .await;
+    assert_eq!(
+        receiver.requests().len(),
+        2,
+        "the first two still under way: the integration's slots stayed held"
+    );
+    assert_eq!(
+        app.counter("leadrelay_swept_jobs_total{reason=\"waiting\"}")
+            .await,
+        0,
+        "no waiting row re-enqueued while no slot was free"
+    );
+    receiver.delay_by(Duration::from_millis(100));
+    receiver.wait_for(5, Duration::from_secs(30)).await;
+    assert_eq!(receiver.max_concurrent(), 2, "maxInFlight at once");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lowered_max_in_flight_applies_to_the_leads_already_waiting() {
     let app = app_with_ladder("0s").await;

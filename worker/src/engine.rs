@@ -203,6 +203,14 @@ fn chrono(d: Duration) -> chrono::Duration {
 /// can use the partial index `ix_deliveries_waiting` that has the same predicate.
 pub const WAITING: &str = "status IN ('PENDING', 'RETRY_SCHEDULED')";
 
+/// The `deliveries` rows that hold one of their integration's slots at `now`: IN_FLIGHT
+/// under a live lease (a row whose lease ran out is the sweeper's to re-enqueue).
+pub fn holding_slot(now: DateTime<Utc>) -> Condition {
+    Condition::all()
+        .add(Expr::col((delivery::Entity, delivery::Column::Status)).eq(DeliveryStatus::InFlight))
+        .add(Expr::col((delivery::Entity, delivery::Column::LeaseUntil)).gt(now))
+}
+
 /// The UPDATE that moves rows IN_FLIGHT under a lease until `lease_until`; the caller
 /// adds which rows.
 fn take(lease_until: DateTime<Utc>, now: DateTime<Utc>) -> sea_orm::UpdateMany<delivery::Entity> {
@@ -508,8 +516,7 @@ impl Engine {
         };
         let busy = delivery::Entity::find()
             .filter(delivery::Column::IntegrationId.eq(integration_id))
-            .filter(delivery::Column::Status.eq(DeliveryStatus::InFlight))
-            .filter(delivery::Column::LeaseUntil.gt(now))
+            .filter(holding_slot(now))
             .count(&txn)
             .await?;
         if busy >= u64::try_from(integration.max_in_flight).unwrap_or(1) {

@@ -1,13 +1,14 @@
-//! Worker heartbeats in the ledger, so readiness can report which workers are alive and
-//! intake knows how many deliveries of one integration the live workers take at once.
+//! Worker heartbeats in the ledger, so readiness can report which workers are alive, and
+//! intake and the sweeper know how many deliveries of one integration the live workers
+//! take at once.
 
 use crate::{engine::now, error::Error};
 use chrono::{DateTime, Utc};
-use leadrelay_entity::worker;
+use leadrelay_entity::{integration, worker};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    sea_query::{Expr, ExprTrait, OnConflict, Query, SelectStatement},
+    sea_query::{Expr, ExprTrait, Func, OnConflict, Query},
 };
 use std::time::Duration;
 
@@ -75,12 +76,19 @@ pub async fn live(db: &DatabaseConnection) -> Result<u64, Error> {
         .await?)
 }
 
-/// `SELECT sum(integration_share) FROM workers WHERE` alive at `now`: the most deliveries
-/// of one integration the live workers take at once; NULL when none says.
-pub fn live_share(now: DateTime<Utc>) -> SelectStatement {
-    Query::select()
+/// The most deliveries of one integration (the query's `integrations` row) in flight at
+/// once: `LEAST(max_in_flight, the sum of the live workers' shares)`, or `max_in_flight`
+/// alone when no live worker reports a share.
+pub fn slot_cap(now: DateTime<Utc>) -> Expr {
+    let max_in_flight = Expr::col((integration::Entity, integration::Column::MaxInFlight));
+    let shares = Query::select()
         .expr(Expr::col(worker::Column::IntegrationShare).sum())
         .from(worker::Entity)
         .and_where(Expr::col(worker::Column::LastSeenAt).gte(live_since(now)))
-        .to_owned()
+        .to_owned();
+    Func::least([
+        max_in_flight.clone(),
+        Func::coalesce([Expr::SubQuery(None, Box::new(shares.into())), max_in_flight]).into(),
+    ])
+    .into()
 }

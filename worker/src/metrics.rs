@@ -59,6 +59,17 @@ pub fn queue_lag(lag: Duration) {
     metrics::gauge!("leadrelay_queue_lag_seconds").set(lag.as_secs_f64());
 }
 
+/// A sweep re-enqueued `expired` rows whose lease ran out and `waiting` rows that no job
+/// carried.
+pub fn swept(expired: usize, waiting: usize) {
+    handle();
+    metrics::counter!("leadrelay_sweeps_total").increment(1);
+    metrics::counter!("leadrelay_swept_jobs_total", "reason" => "expired")
+        .increment(expired as u64);
+    metrics::counter!("leadrelay_swept_jobs_total", "reason" => "waiting")
+        .increment(waiting as u64);
+}
+
 /// A push of fresh jobs woke this worker (a message on the queue's wake channel).
 pub fn queue_wakeup() {
     handle();

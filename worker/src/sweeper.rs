@@ -1,23 +1,24 @@
 //! The sweeper (ARCHITECTURE §5): Redis may lose jobs, a worker may die mid-attempt, an
 //! integration may come back from a pause. Every interval one process (an advisory lock
 //! on PostgreSQL) re-enqueues rows that are due but unclaimed and rows whose lease ran out.
-//! Of the rows waiting for a slot it takes at most `maxInFlight` per integration: those
-//! restart the integration's deliveries, and each settling one hands its slot on to the
-//! next waiting row, so 100,000 waiting rows never become 100,000 jobs.
+//! Of the rows waiting for a slot it takes as many per integration as it has free slots:
+//! those restart the integration's deliveries, and each settling one hands its slot on to
+//! the next waiting row, so 100,000 waiting rows never become 100,000 jobs, and an
+//! integration whose slots are all held (a hanging receiver) gets none.
 
 use crate::{
-    engine::{WAITING, now},
+    engine::{WAITING, holding_slot, now},
     error::Error,
-    metrics,
+    heartbeat, metrics,
     queue::{DeliverLead, Queue},
 };
 use chrono::{DateTime, Utc};
 use leadrelay_entity::{DeliveryStatus, delivery, integration};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction,
-    EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement,
-    TransactionTrait,
-    sea_query::{Alias, Expr, ExprTrait, JoinType, Order, Query},
+    ColumnTrait, Condition, ConnectionTrait, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, EntityTrait, FromQueryResult, QueryFilter, QueryOrder, QuerySelect,
+    Statement, TransactionTrait,
+    sea_query::{Alias, Expr, ExprTrait, Func, JoinType, Order, Query},
 };
 use std::time::Duration;
 
@@ -67,7 +68,8 @@ pub async fn sweep_once(
         .into_tuple()
         .all(&txn)
         .await?;
-    rows.extend(first_waiting(&txn, overdue).await?);
+    let expired = rows.len();
+    rows.extend(first_waiting(&txn, now, overdue).await?);
     let oldest: Option<Option<chrono::DateTime<chrono::Utc>>> = delivery::Entity::find()
         .select_only()
         .column_as(delivery::Column::NextAttemptAt.min(), "oldest")
@@ -94,6 +96,7 @@ pub async fn sweep_once(
             )
             .await?;
     }
+    metrics::swept(expired, count - expired);
     Ok(count)
 }
 
@@ -103,18 +106,46 @@ struct Waiting {
     integration_id: String,
 }
 
-/// The ids and integrations of the first `max_in_flight` rows (in due order) of every
-/// active integration that have waited since `overdue` or longer.
+/// The ids and integrations of the rows that have waited since `overdue` or longer, in
+/// due order, as many of each active integration's as it has free slots at `now` (its
+/// [`heartbeat::slot_cap`] less the rows [`holding_slot`]): a job for any more would be
+/// fetched and dropped (`Busy`), since the rows under way hand their slots on as they
+/// settle.
 async fn first_waiting(
     txn: &DatabaseTransaction,
+    now: DateTime<Utc>,
     overdue: DateTime<Utc>,
 ) -> Result<Vec<(String, String)>, Error> {
-    let (d, i) = (Alias::new("d"), Alias::new("i"));
+    let (d, f, free) = (Alias::new("d"), Alias::new("f"), Alias::new("free"));
+    let free_slots = Query::select()
+        .column((integration::Entity, integration::Column::Id))
+        .expr_as(
+            heartbeat::slot_cap(now).sub(Func::count(Expr::col((
+                delivery::Entity,
+                delivery::Column::Id,
+            )))),
+            free.clone(),
+        )
+        .from(integration::Entity)
+        .join(
+            JoinType::LeftJoin,
+            delivery::Entity,
+            Condition::all()
+                .add(
+                    Expr::col((delivery::Entity, delivery::Column::IntegrationId))
+                        .equals((integration::Entity, integration::Column::Id)),
+                )
+                .add(holding_slot(now)),
+        )
+        .and_where(Expr::col((integration::Entity, integration::Column::Active)).eq(true))
+        .group_by_col((integration::Entity, integration::Column::Id))
+        .group_by_col((integration::Entity, integration::Column::MaxInFlight))
+        .to_owned();
     let ranked = Query::select()
         .column((d.clone(), delivery::Column::Id))
         .column((d.clone(), delivery::Column::IntegrationId))
         .column((d.clone(), delivery::Column::NextAttemptAt))
-        .column((i.clone(), integration::Column::MaxInFlight))
+        .column((f.clone(), free.clone()))
         .expr_as(
             Expr::cust(
                 "row_number() OVER (PARTITION BY d.integration_id ORDER BY d.next_attempt_at)",
@@ -122,14 +153,13 @@ async fn first_waiting(
             Alias::new("rank"),
         )
         .from_as(delivery::Entity, d.clone())
-        .join_as(
+        .join_subquery(
             JoinType::InnerJoin,
-            integration::Entity,
-            i.clone(),
-            Expr::col((i.clone(), integration::Column::Id))
+            free_slots,
+            f.clone(),
+            Expr::col((f, integration::Column::Id))
                 .equals((d.clone(), delivery::Column::IntegrationId)),
         )
-        .and_where(Expr::col((i.clone(), integration::Column::Active)).eq(true))
         .and_where(Expr::cust(format!("d.{WAITING}")))
         .and_where(Expr::col((d, delivery::Column::NextAttemptAt)).lte(overdue))
         .to_owned();
@@ -138,10 +168,7 @@ async fn first_waiting(
         .column((w.clone(), delivery::Column::Id))
         .column((w.clone(), delivery::Column::IntegrationId))
         .from_subquery(ranked, w.clone())
-        .and_where(
-            Expr::col((w.clone(), Alias::new("rank")))
-                .lte(Expr::col((w.clone(), integration::Column::MaxInFlight))),
-        )
+        .and_where(Expr::col((w.clone(), Alias::new("rank"))).lte(Expr::col((w.clone(), free))))
         .order_by((w, delivery::Column::NextAttemptAt), Order::Asc)
         .limit(BATCH)
         .to_owned();

@@ -197,4 +197,7 @@ fn chaos_loses_no_lead() {
     assert!(number(&report, "kills") >= 1.0, "{report}");
     number(&report, "duplicates_pct");
     number(&report, "duplicates_far_from_a_kill");
+    number(&report, "duplicates_just_after_a_kill");
+    number(&report, "duplicates_before_the_flush");
+    number(&report, "duplicates_before_the_backends_died");
 }

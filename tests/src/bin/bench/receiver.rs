@@ -3,7 +3,14 @@
 //! after ms, `/fail/…` 503, `/hang/…` never (the worker's timeout ends it).
 
 use anyhow::{Context, Result};
-use axum::{Router, body::Bytes, extract::State, http::StatusCode, http::Uri, routing::any};
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{ConnectInfo, State},
+    http::StatusCode,
+    http::Uri,
+    routing::any,
+};
 use indicatif::ProgressBar;
 use std::{
     collections::{HashMap, hash_map::Entry},
@@ -17,14 +24,32 @@ use tokio::{net::TcpListener, task::JoinHandle};
 /// twice is the same delivery (the same `webhook-id`) delivered twice: a duplicate.
 #[derive(Default)]
 struct PathLog {
-    first: HashMap<String, Instant>,
+    /// Each lead's first arrival, and the connection (the sender's port) it came on.
+    first: HashMap<String, (Instant, u16)>,
     /// For each duplicate, the first arrival of the lead it repeated.
-    repeated: Vec<Instant>,
+    repeated: Vec<(Instant, u16)>,
     /// Requests answered (any status): a hanging path answers none.
     answered: u64,
 }
 
-type Log = Arc<Mutex<HashMap<String, PathLog>>>;
+/// What the receiver saw: each path's log, and when each connection (by the sender's
+/// port) carried its last request.
+#[derive(Default)]
+struct Seen {
+    paths: HashMap<String, PathLog>,
+    last_on: HashMap<u16, Instant>,
+}
+
+type Log = Arc<Mutex<Seen>>;
+
+/// The first arrival of a lead that came again.
+#[derive(Debug, Clone, Copy)]
+pub struct Repeated {
+    pub first: Instant,
+    /// When the connection that carried the first copy carried its last request: the
+    /// first copy's own arrival when its sender died right after.
+    pub connection_last_used: Instant,
+}
 
 /// The receiver; stops when dropped.
 pub struct Receiver {
@@ -39,19 +64,27 @@ impl Drop for Receiver {
     }
 }
 
-async fn receive(State(log): State<Log>, uri: Uri, body: Bytes) -> StatusCode {
+async fn receive(
+    State(log): State<Log>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    body: Bytes,
+) -> StatusCode {
     let at = Instant::now();
     let path = uri.path();
     let lead_id = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
         .and_then(|event| event["lead"]["id"].as_str().map(str::to_owned));
-    if let Some(lead_id) = lead_id {
+    {
         let mut log = lock(&log);
-        let entry = log.entry(path.to_owned()).or_default();
-        match entry.first.entry(lead_id) {
-            Entry::Occupied(first) => entry.repeated.push(*first.get()),
-            Entry::Vacant(first) => {
-                first.insert(at);
+        log.last_on.insert(peer.port(), at);
+        if let Some(lead_id) = lead_id {
+            let entry = log.paths.entry(path.to_owned()).or_default();
+            match entry.first.entry(lead_id) {
+                Entry::Occupied(first) => entry.repeated.push(*first.get()),
+                Entry::Vacant(first) => {
+                    first.insert((at, peer.port()));
+                }
             }
         }
     }
@@ -70,11 +103,15 @@ async fn receive(State(log): State<Log>, uri: Uri, body: Bytes) -> StatusCode {
         }
         _ => StatusCode::NOT_FOUND,
     };
-    lock(&log).entry(path.to_owned()).or_default().answered += 1;
+    lock(&log)
+        .paths
+        .entry(path.to_owned())
+        .or_default()
+        .answered += 1;
     status
 }
 
-fn lock(log: &Log) -> MutexGuard<'_, HashMap<String, PathLog>> {
+fn lock(log: &Log) -> MutexGuard<'_, Seen> {
     log.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -89,7 +126,11 @@ impl Receiver {
         let log = Log::default();
         let router = Router::new().fallback(any(receive)).with_state(log.clone());
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
+            let _ = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await;
         });
         Ok(Receiver { addr, log, server })
     }
@@ -102,29 +143,45 @@ impl Receiver {
     /// The first arrival of each lead on `path`.
     pub fn arrivals(&self, path: &str) -> HashMap<String, Instant> {
         lock(&self.log)
+            .paths
             .get(path)
-            .map(|p| p.first.clone())
+            .map(|p| {
+                p.first
+                    .iter()
+                    .map(|(id, (at, _))| (id.clone(), *at))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// Repeated arrivals on `path`.
     pub fn duplicates(&self, path: &str) -> u64 {
         lock(&self.log)
+            .paths
             .get(path)
             .map_or(0, |p| p.repeated.len() as u64)
     }
 
     /// For each repeated arrival on `path`, when the lead it repeated first arrived.
-    pub fn repeated(&self, path: &str) -> Vec<Instant> {
-        lock(&self.log)
+    pub fn repeated(&self, path: &str) -> Vec<Repeated> {
+        let log = lock(&self.log);
+        log.paths
             .get(path)
-            .map(|p| p.repeated.clone())
+            .map(|p| {
+                p.repeated
+                    .iter()
+                    .map(|&(first, port)| Repeated {
+                        first,
+                        connection_last_used: log.last_on.get(&port).copied().unwrap_or(first),
+                    })
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
     /// Requests answered on `path`.
     pub fn answered(&self, path: &str) -> u64 {
-        lock(&self.log).get(path).map_or(0, |p| p.answered)
+        lock(&self.log).paths.get(path).map_or(0, |p| p.answered)
     }
 
     /// Distinct leads that arrived on all of `paths` together.
@@ -132,7 +189,7 @@ impl Receiver {
         let log = lock(&self.log);
         paths
             .iter()
-            .filter_map(|path| log.get(path))
+            .filter_map(|path| log.paths.get(path))
             .map(|p| p.first.len() as u64)
             .sum()
     }

@@ -797,15 +797,15 @@ async fn insert_unless_duplicate(
 const WAITING_ANYWAY: &str = "waiting_anyway";
 
 /// `(SELECT string_agg(id, ',') FROM integrations WHERE id IN (targets) AND (NOT active
-/// OR rows IN_FLIGHT under a live lease >= LEAST(max_in_flight, the live workers'
-/// share)))`: the targets whose new delivery would only wait in the ledger, paused, at
-/// their `maxInFlight`, or holding as many slots as the live workers give one
-/// integration ([`heartbeat::slot_cap`]). Its job
-/// would be fetched and dropped (`Busy`), so none is pushed: a settling delivery of the
-/// integration hands its slot to the oldest waiting row (`leadrelay_swap`), reactivation
-/// enqueues a paused integration's rows, and the sweeper covers anything else. The count
-/// is the statement's snapshot: a slot freed before the lead commits, with nothing of
-/// the integration settling after, leaves the row to the sweeper.
+/// OR rows holding a slot >= its cap))`: the targets whose new delivery would only wait
+/// in the ledger, paused, or with every slot of its cap ([`heartbeat::slot_cap`]:
+/// `maxInFlight`, or fewer when the live workers give one integration fewer) held
+/// ([`engine::holding_slot`]). Its job would be fetched and dropped (`Busy`), so none is
+/// pushed: a settling delivery of the integration hands its slot to the oldest waiting
+/// row (`leadrelay_swap`), reactivation enqueues a paused integration's rows, and the
+/// sweeper covers anything else. The count is the statement's snapshot: a slot freed
+/// before the lead commits, with nothing of the integration settling after, leaves the
+/// row to the sweeper.
 fn waiting_anyway(targets: &[&integration::Model], now: DateTime<Utc>) -> Expr {
     let in_flight = Query::select()
         .expr(Func::count(Expr::col(Asterisk)))

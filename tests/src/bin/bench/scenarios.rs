@@ -468,8 +468,9 @@ async fn chaos(bins: &Binaries, options: &Options, pace: Pace) -> Result<Figures
         // as the rest of the machine, took the request off the socket late). The others
         // are put down to the flush or the killed backends when one came within the
         // window after.
-        let (mut widest, mut near) = (None, [0.0; 2]);
-        let (mut after_a_kill, mut far) = (0.0, 0.0);
+        let mut widest = None;
+        let (mut after_a_kill, mut far, mut before_flush, mut before_backends) =
+            (0.0, 0.0, 0.0, 0.0);
         for repeated in receiver.repeated("/ok") {
             let first = repeated.first;
             if let Some(gap) = within_window(first, events.kills.iter().copied()) {
@@ -477,13 +478,16 @@ async fn chaos(bins: &Binaries, options: &Options, pace: Pace) -> Result<Figures
                 continue;
             }
             let sender_died = repeated.connection_last_used == first;
-            if sender_died && within_window_after(first, &events.kills) {
+            if sender_died
+                && events
+                    .kills
+                    .iter()
+                    .any(|&kill| within_window(kill, [first]).is_some())
+            {
                 after_a_kill += 1.0;
                 continue;
             }
             far += 1.0;
-            let before = [events.flushed, events.terminated]
-                .map(|at| within_window(first, at).is_some());
             eprintln!(
                 "duplicate far from a kill: first copy at {:.3} s (its connection's last request at {:.3} s), flush at {:?}, backends killed at {:?}",
                 (first - events.start).as_secs_f64(),
@@ -491,14 +495,17 @@ async fn chaos(bins: &Binaries, options: &Options, pace: Pace) -> Result<Figures
                 events.flushed.map(|at| (at - events.start).as_secs_f64()),
                 events.terminated.map(|at| (at - events.start).as_secs_f64()),
             );
-            for (count, hit) in near.iter_mut().zip(before) {
-                *count += f64::from(u8::from(hit));
+            if within_window(first, events.flushed).is_some() {
+                before_flush += 1.0;
+            }
+            if within_window(first, events.terminated).is_some() {
+                before_backends += 1.0;
             }
         }
         figures.insert("duplicates_just_after_a_kill", after_a_kill);
         figures.insert("duplicates_far_from_a_kill", far);
-        figures.insert("duplicates_before_the_flush", near[0]);
-        figures.insert("duplicates_before_the_backends_died", near[1]);
+        figures.insert("duplicates_before_the_flush", before_flush);
+        figures.insert("duplicates_before_the_backends_died", before_backends);
         if let Some(widest) = widest {
             figures.insert("duplicate_before_kill_ms_max", widest.as_secs_f64() * 1000.0);
         }
@@ -507,14 +514,8 @@ async fn chaos(bins: &Binaries, options: &Options, pace: Pace) -> Result<Figures
     .await
 }
 
-/// Whether one of `kills` came at most [`KILL_WINDOW`] before `first`.
-fn within_window_after(first: Instant, kills: &[Instant]) -> bool {
-    kills
-        .iter()
-        .any(|&kill| kill <= first && first - kill <= KILL_WINDOW)
-}
-
-/// The gap from `first` to the first of `events` at or after it, if within [`KILL_WINDOW`].
+/// The gap from `first` to the first of `events` at or after it, if within [`KILL_WINDOW`]
+/// (`within_window(kill, [first])`: `first` came within the window after `kill`).
 fn within_window(first: Instant, events: impl IntoIterator<Item = Instant>) -> Option<Duration> {
     events
         .into_iter()

@@ -435,17 +435,30 @@ async fn intake_jobs(app: &TestApp) -> (u64, u64) {
     )
 }
 
+/// [`capped`] with `first` leads; once they are all under way, `later` more (emails
+/// `later{i}@…`), which find the integration busy. Returns the receiver.
+async fn later_while_busy(
+    app: &TestApp,
+    delay: Duration,
+    max_in_flight: u32,
+    first: usize,
+    later: usize,
+) -> Receiver {
+    let (receiver, _, _, inbound) = capped(app, delay, max_in_flight, first).await;
+    receiver.wait_for(first, Duration::from_secs(20)).await;
+    app.post_leads_as(&inbound, "later", later).await;
+    receiver
+}
+
 /// A lead whose integration already has `maxInFlight` deliveries under way gets no job
 /// (it would only be fetched and dropped): its delivery waits in the ledger, and the one
 /// under way hands it the slot as it settles.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lead_for_a_full_integration_waits_in_the_ledger_without_a_job() {
     let app = app_with_ladder("0s").await;
-    let (receiver, _, _, inbound) = capped(&app, Duration::from_secs(1), 1, 1).await;
-    receiver.wait_for(1, Duration::from_secs(20)).await;
-    // The first request is under way and answers in a second: these three find the
-    // integration full.
-    app.post_leads_as(&inbound, "later", 3).await;
+    // The first request is under way and answers in a second: the three later leads find
+    // the integration full.
+    let receiver = later_while_busy(&app, Duration::from_secs(1), 1, 1, 3).await;
     assert_eq!(
         intake_jobs(&app).await,
         (1, 3),
@@ -466,9 +479,7 @@ async fn a_lead_for_an_integration_at_the_workers_share_waits_without_a_job() {
         || async { (app.count_where("workers", "integration_share = 3").await == 1).then_some(()) },
     )
     .await;
-    let (receiver, _, _, inbound) = capped(&app, Duration::from_secs(1), 8, 3).await;
-    receiver.wait_for(3, Duration::from_secs(20)).await;
-    app.post_leads_as(&inbound, "later", 2).await;
+    let receiver = later_while_busy(&app, Duration::from_secs(1), 8, 3, 2).await;
     assert_eq!(
         intake_jobs(&app).await,
         (3, 2),
@@ -484,9 +495,7 @@ async fn a_lead_for_an_integration_at_the_workers_share_waits_without_a_job() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sweeper_pushes_no_job_for_an_integration_whose_slots_are_all_held() {
     let app = app_with_ladder_and("0s", &["--sweep-interval", "1s"]).await;
-    let (receiver, _, _, inbound) = capped(&app, Duration::from_secs(8), 2, 2).await;
-    receiver.wait_for(2, Duration::from_secs(20)).await;
-    app.post_leads_as(&inbound, "later", 3).await;
+    let receiver = later_while_busy(&app, Duration::from_secs(8), 2, 2, 3).await;
     let sweeps = || app.counter("leadrelay_sweeps_total");
     let before = sweeps().await;
     // Three sweeps: the later rows are overdue (one interval) for the last ones.
